@@ -1,0 +1,192 @@
+//! Everything a user can get wrong or run into, and how each is reported: SQLSTATE, message,
+//! DETAIL and HINT are mapped here and nowhere else.
+
+use crate::holders::Blocker;
+use crate::model::{ClassProblem, Mode, Request, MAX_CLASSES};
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use std::fmt::Write;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockhierError {
+    #[error("argument \"{0}\" must not be null")]
+    NullArgument(&'static str),
+
+    #[error("unknown lock mode \"{0}\": expected {valid}", valid = Mode::VALID.replace(", ", " or "))]
+    UnknownMode(String),
+
+    #[error("invalid class name \"{class}\": {reason}")]
+    InvalidClass { class: String, reason: ClassProblem },
+
+    #[error("classes must not be empty")]
+    EmptyClasses,
+
+    #[error("classes must not contain NULL")]
+    NullClassElement,
+
+    #[error("too many classes: {0} (at most {MAX_CLASSES} in one request)")]
+    TooManyClasses(usize),
+
+    #[error("wait must not be negative: \"{0}\"")]
+    NegativeWait(String),
+
+    #[error("a path has at most 3 ids (application, table, field), not {0}")]
+    PathTooLong(usize),
+
+    #[error("path must not contain NULL")]
+    NullPathElement,
+
+    #[error("operation in progress: cannot lock {}", .0.request)]
+    Conflict(Box<Conflict>),
+}
+
+/// A request refused because other sessions hold (or queue ahead for) conflicting locks.
+#[derive(Debug)]
+pub struct Conflict {
+    pub request: Request,
+    pub blockers: Vec<Blocker>,
+    /// How long the request waited before giving up; `None` when it did not wait.
+    pub waited: Option<Duration>,
+}
+
+impl LockhierError {
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
+        use LockhierError::*;
+        match self {
+            NullArgument(_) | NullPathElement => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            UnknownMode(_) | InvalidClass { .. } | EmptyClasses | NullClassElement
+            | TooManyClasses(_) | NegativeWait(_) | PathTooLong(_) => {
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            Conflict(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+        }
+    }
+
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            LockhierError::Conflict(conflict) => Some(conflict.detail()),
+            _ => None,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        use LockhierError::*;
+        let hint = match self {
+            NullArgument("class") => "Pass 'all' to lock every class of the scope.",
+            NullArgument("mode") => "Pass 'share' or 'exclusive'.",
+            NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
+            InvalidClass { .. } => {
+                "Class names are names such as field__update or app.backup; case is ignored."
+            }
+            EmptyClasses | NullClassElement => "Pass at least one class name, or 'all'.",
+            NegativeWait(_) => {
+                "Pass '0' to fail at once, a positive interval to wait up to that long, or NULL to wait without a limit of lockhier's own."
+            }
+            Conflict(conflict) if conflict.waited.is_some() => {
+                "Retry when the operation in progress has finished, or pass a longer wait."
+            }
+            Conflict(_) => {
+                "Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it."
+            }
+            _ => return None,
+        };
+        Some(hint.to_string())
+    }
+
+    /// Raise this as a PostgreSQL ERROR. Never returns.
+    pub fn report(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), function_name!());
+        if let Some(detail) = self.detail() {
+            report = report.set_detail(detail);
+        }
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
+}
+
+impl Conflict {
+    fn detail(&self) -> String {
+        let mut detail = String::new();
+        if self.blockers.is_empty() {
+            detail.push_str(
+                "The conflicting lock was released before its holder could be identified.",
+            );
+        } else {
+            detail.push_str("Blocked by ");
+            for (i, blocker) in self.blockers.iter().enumerate() {
+                if i > 0 {
+                    detail.push_str("; and by ");
+                }
+                detail.push_str(&blocker.describe());
+            }
+            detail.push('.');
+        }
+        if let Some(waited) = self.waited {
+            let _ = write!(detail, " Waited {}.", human_duration(waited));
+        }
+        detail
+    }
+}
+
+/// Raise a WARNING that a session lock to release was not held (SQLSTATE 01000).
+pub fn warn_not_held(request: &Request) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!("lockhier session lock not held: {request}"),
+        function_name!(),
+    )
+    .set_hint("Unlock exactly the scope, classes and mode that were locked; lockhier.held() lists them.")
+    .report(PgLogLevel::WARNING);
+}
+
+/// Short, human durations for messages: `250 ms`, `3.1 s`, `2 min 5 s`, `1 h 3 min`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d < Duration::from_millis(1) {
+        "less than 1 ms".to_string()
+    } else if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if secs < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if secs < 3600 {
+        format!("{} min {} s", secs / 60, secs % 60)
+    } else if secs < 86_400 {
+        format!("{} h {} min", secs / 3600, secs % 3600 / 60)
+    } else {
+        format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_micros(300)), "less than 1 ms");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(human_duration(Duration::from_millis(3140)), "3.1 s");
+        assert_eq!(human_duration(Duration::from_secs(125)), "2 min 5 s");
+        assert_eq!(human_duration(Duration::from_secs(3780)), "1 h 3 min");
+        assert_eq!(human_duration(Duration::from_secs(90_000)), "1 d 1 h");
+    }
+
+    #[test]
+    fn every_input_error_has_the_right_sqlstate() {
+        use LockhierError::*;
+        let invalid = PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE;
+        assert_eq!(NullArgument("application_id").sqlstate(), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+        for error in [UnknownMode("x".into()), EmptyClasses, NullClassElement, NegativeWait("-1".into())] {
+            assert_eq!(error.sqlstate(), invalid, "{error}");
+        }
+        assert_eq!(
+            UnknownMode("Shared".into()).to_string(),
+            "unknown lock mode \"Shared\": expected share or exclusive"
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The published 64-bit key of a lock target, so any client can compute it without the server.
+//!
+//! ```text
+//! bytes = "lockhier"                 8 bytes, ASCII
+//!       | 0x01                       encoding version
+//!       | level                      1 byte: 0 global, 1 application, 2 table, 3 field
+//!       | ids                        one little-endian int64 per level: application, table, field
+//!       | kind                       1 byte: 0 all, 1 class, 2 share marker, 3 exclusive marker
+//!       | class                      the lower-case class name as UTF-8 (kind 1 only)
+//! key   = XXH64(bytes, seed 0), read as a signed two's-complement int64
+//! ```
+//!
+//! The key is the `bigint` of `pg_advisory_xact_lock(bigint)`: `pg_locks.classid` holds its high
+//! 32 bits, `objid` its low 32 bits, and `objsubid` is 1. A collision can only make two unrelated
+//! requests wait for each other, never let two conflicting ones run together.
+
+use crate::model::{ClassName, Node, MAX_CLASS_LEN};
+
+/// What a key stands for at a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyKind<'r> {
+    All,
+    Class(&'r ClassName),
+    ShareMarker,
+    ExclusiveMarker,
+}
+
+impl KeyKind<'_> {
+    fn code(&self) -> u8 {
+        match self {
+            KeyKind::All => 0,
+            KeyKind::Class(_) => 1,
+            KeyKind::ShareMarker => 2,
+            KeyKind::ExclusiveMarker => 3,
+        }
+    }
+
+    /// As the plan listing shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyKind::All => "all",
+            KeyKind::Class(_) => "class",
+            KeyKind::ShareMarker => "share marker",
+            KeyKind::ExclusiveMarker => "exclusive marker",
+        }
+    }
+}
+
+/// A node and what at that node a key stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Target<'r> {
+    pub node: Node,
+    pub kind: KeyKind<'r>,
+}
+
+const PREFIX: &[u8] = b"lockhier\x01";
+pub const MAX_ENCODED: usize = PREFIX.len() + 1 + 3 * 8 + 1 + MAX_CLASS_LEN;
+
+impl Target<'_> {
+    /// The exact bytes that are hashed, written into `buf`; returns how many.
+    pub fn encode(&self, buf: &mut [u8; MAX_ENCODED]) -> usize {
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        put(PREFIX);
+        put(&[self.node.level() as u8]);
+        for id in self.node.path() {
+            put(&id.to_le_bytes());
+        }
+        put(&[self.kind.code()]);
+        if let KeyKind::Class(class) = self.kind {
+            put(class.as_str().as_bytes());
+        }
+        len
+    }
+
+    pub fn key(&self) -> i64 {
+        let mut buf = [0u8; MAX_ENCODED];
+        let len = self.encode(&mut buf);
+        xxhash_rust::xxh64::xxh64(&buf[..len], 0) as i64
+    }
+}
+
+/// `pg_locks.classid` and `pg_locks.objid` of a key.
+pub fn split(key: i64) -> (u32, u32) {
+    ((key as u64 >> 32) as u32, key as u64 as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Classes;
+
+    fn hex(target: &Target) -> String {
+        let mut buf = [0u8; MAX_ENCODED];
+        let len = target.encode(&mut buf);
+        buf[..len].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Vectors computed with the reference xxHash library (Python `xxhash` 3.5.0), not with this code.
+    #[test]
+    fn published_test_vectors() {
+        let full_backup = Classes::parse_one("full_backup").unwrap();
+        let deletion = Classes::parse_one("field__deletion").unwrap();
+        let update = Classes::parse_one("Field__Update").unwrap();
+        let class = |c: &Classes| -> ClassName { c.names()[0] };
+        let (full_backup, deletion, update) = (class(&full_backup), class(&deletion), class(&update));
+        let node = |path: &[i64]| Node::from_path(path).unwrap();
+        let vectors: [(Target, &str, i64); 8] = [
+            (Target { node: node(&[]), kind: KeyKind::All }, "6c6f636b68696572010000", -5771409078701419346),
+            (
+                Target { node: node(&[]), kind: KeyKind::Class(&full_backup) },
+                "6c6f636b6869657201000166756c6c5f6261636b7570",
+                -1684474857396732056,
+            ),
+            (
+                Target { node: node(&[7]), kind: KeyKind::All },
+                "6c6f636b686965720101070000000000000000",
+                340827997704438321,
+            ),
+            (
+                Target { node: node(&[7]), kind: KeyKind::ShareMarker },
+                "6c6f636b686965720101070000000000000002",
+                6670205928103592947,
+            ),
+            (
+                Target { node: node(&[7]), kind: KeyKind::ExclusiveMarker },
+                "6c6f636b686965720101070000000000000003",
+                -7176058769553974328,
+            ),
+            (
+                Target { node: node(&[7, 12]), kind: KeyKind::Class(&deletion) },
+                "6c6f636b68696572010207000000000000000c00000000000000016669656c645f5f64656c6574696f6e",
+                3502704119106195767,
+            ),
+            (
+                Target { node: node(&[7, 12, 99]), kind: KeyKind::Class(&update) },
+                "6c6f636b68696572010307000000000000000c000000000000006300000000000000016669656c645f5f757064617465",
+                6848398145110134603,
+            ),
+            (
+                Target { node: node(&[-1, i64::MAX, i64::MIN]), kind: KeyKind::All },
+                "6c6f636b686965720103ffffffffffffffffffffffffffffff7f000000000000008000",
+                9070603074411723942,
+            ),
+        ];
+        for (target, bytes, key) in vectors {
+            assert_eq!(hex(&target), bytes, "{target:?}");
+            assert_eq!(target.key(), key, "{target:?}");
+        }
+    }
+
+    #[test]
+    fn split_matches_pg_locks_columns() {
+        assert_eq!(split(-1), (u32::MAX, u32::MAX));
+        assert_eq!(split(0x0000_0001_0000_0002), (1, 2));
+        assert_eq!(split(i64::MIN), (0x8000_0000, 0));
+    }
+}

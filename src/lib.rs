@@ -1,0 +1,41 @@
+//! lockhier: hierarchical, classed, shareable locks on PostgreSQL's own advisory-lock manager.
+//!
+//! The contract is `design/lock-model.md`; the README is the user guide.
+
+use pgrx::prelude::*;
+
+mod acquire;
+mod activity;
+mod api;
+mod error;
+mod holders;
+mod inspect;
+mod key;
+mod lockmgr;
+mod lockmode;
+mod model;
+mod plan;
+mod registry;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/lockhier.sql", name = "lockhier_sql", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    registry::install_callbacks();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,129 @@
+//! What this backend holds through lockhier, for `session_unlock_*()`, `session_unlock_all()` and
+//! `held()`. The lock manager counts the locks; this remembers which requests they belong to.
+//!
+//! Session requests are kept until unlocked (or the backend exits, taking the record with it).
+//! Transaction requests are kept per subtransaction and dropped when it aborts or the
+//! transaction ends, following the locks themselves.
+
+use crate::lockmgr::Hold;
+use crate::model::Request;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+#[derive(Default)]
+struct Registry {
+    /// Request -> how many times it is held (requests are re-entrant).
+    session: HashMap<Request, u32>,
+    /// One entry per transaction-scoped acquisition, with the subtransaction that made it.
+    transaction: Vec<(Request, pg_sys::SubTransactionId)>,
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+}
+
+/// Remember a request that was just taken.
+pub fn record(request: Request, hold: Hold) {
+    match hold {
+        Hold::Session => REGISTRY.with_borrow_mut(|r| *r.session.entry(request).or_default() += 1),
+        Hold::Transaction => {
+            // SAFETY: only reads the transaction state of this backend.
+            let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+            REGISTRY.with_borrow_mut(|r| r.transaction.push((request, subxact)));
+        }
+    }
+}
+
+/// Forget one hold of a session request; false if it was not held.
+pub fn forget_session(request: &Request) -> bool {
+    REGISTRY.with_borrow_mut(|r| match r.session.get_mut(request) {
+        None => false,
+        Some(1) => {
+            r.session.remove(request);
+            true
+        }
+        Some(count) => {
+            *count -= 1;
+            true
+        }
+    })
+}
+
+/// Forget every session request, returning each with how many times it was held.
+pub fn drain_session() -> Vec<(Request, u32)> {
+    REGISTRY.with_borrow_mut(|r| r.session.drain().collect())
+}
+
+/// A request held through lockhier and how many times.
+pub struct Held {
+    pub request: Request,
+    pub hold: Hold,
+    pub count: u32,
+}
+
+/// Everything held now: transaction requests first, each kind in a stable order.
+pub fn held() -> Vec<Held> {
+    REGISTRY.with_borrow(|r| {
+        let mut transaction: HashMap<&Request, u32> = HashMap::new();
+        for (request, _) in &r.transaction {
+            *transaction.entry(request).or_default() += 1;
+        }
+        let mut all: Vec<Held> = transaction
+            .into_iter()
+            .map(|(request, count)| Held { request: request.clone(), hold: Hold::Transaction, count })
+            .chain(r.session.iter().map(|(request, &count)| Held {
+                request: request.clone(),
+                hold: Hold::Session,
+                count,
+            }))
+            .collect();
+        all.sort_by_cached_key(|h| (h.hold, h.request.node.path().to_vec(), h.request.to_string()));
+        all
+    })
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction_end(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) {
+        REGISTRY.with_borrow_mut(|r| r.transaction.clear());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction_end(
+    event: pg_sys::SubXactEvent::Type,
+    subxact: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    REGISTRY.with_borrow_mut(|r| match event {
+        SUBXACT_EVENT_ABORT_SUB => r.transaction.retain(|(_, s)| *s != subxact),
+        SUBXACT_EVENT_COMMIT_SUB => {
+            for (_, s) in r.transaction.iter_mut().filter(|(_, s)| *s == subxact) {
+                *s = parent;
+            }
+        }
+        _ => {}
+    });
+}
+
+/// Called once from `_PG_init`.
+pub fn install_callbacks() {
+    // SAFETY: registering callbacks that live as long as the loaded library, which is never
+    // unloaded; they only touch this module's backend-local record.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_end), std::ptr::null_mut());
+    }
+}
