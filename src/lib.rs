@@ -19,7 +19,7 @@ mod registry;
 
 ::pgrx::pg_module_magic!(name, version);
 
-extension_sql_file!("../sql/lockhier.sql", name = "lockhier_sql", finalize);
+extension_sql_file!("../sql/lockhier.sql", name = "lockhier_sql");
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
