@@ -76,6 +76,8 @@ impl LockhierError {
         let hint = match self {
             NullArgument("class") => "Pass 'all' to lock every class of the scope.",
             NullArgument("mode") => "Pass 'share' or 'exclusive'.",
+            NullArgument("classes") => "Pass at least one class name, or 'all'.",
+            NullArgument("path") => "Pass the ids of the node: '{}' for global, '{7}', '{7,12}' or '{7,12,99}'.",
             NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
             InvalidClass { .. } => {
                 "Class names are names such as field__update or app.backup; case is ignored."
@@ -137,7 +139,12 @@ impl Conflict {
 pub fn warn_not_held(request: &Request) {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_WARNING,
-        format!("lockhier session lock not held: {request}"),
+        format!(
+            "lockhier session lock not held: {} for {} in {} mode",
+            request.node,
+            request.classes,
+            request.mode.name()
+        ),
         function_name!(),
     )
     .set_hint("Unlock exactly the scope, classes and mode that were locked; lockhier.held() lists them.")

@@ -1,0 +1,92 @@
+-- The exact messages users see: bad input, conflicts (message, DETAIL, HINT), warnings.
+-- Conflicting locks are held by other sessions, opened with dblink. Process ids and
+-- durations change from run to run; show_error() re-raises an error with them masked.
+\set SHOW_CONTEXT never
+CREATE FUNCTION show_error(statement text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE state text; message text; detail text; hint text;
+BEGIN
+    EXECUTE statement;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    detail := regexp_replace(detail, 'process \d+', 'process N', 'g');
+    detail := regexp_replace(detail,
+        '(running for|Waited) (less than 1 ms|\d+ ms|[\d.]+ s|\d+ min \d+ s|\d+ h \d+ min|\d+ d \d+ h)',
+        '\1 T', 'g');
+    RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail, HINT = hint;
+END $$;
+CREATE FUNCTION open_session(name text, application_name text) RETURNS text LANGUAGE sql AS $$
+    SELECT dblink_connect(name, format('host=%s port=%s dbname=%s user=%s application_name=%L',
+        current_setting('unix_socket_directories'), current_setting('port'),
+        current_database(), current_user, application_name))
+$$;
+-- Bad input: each argument rule, with its SQLSTATE.
+\set VERBOSITY default
+SELECT lockhier.lock_field(NULL, 12, 99, 'field__update');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_table(7, 12, NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, classes => NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, 'import', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, 'import', 'shared');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, 'field update');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, '');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, repeat('x', 64));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, ARRAY[]::text[]);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, ARRAY['import', NULL]);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_application(7, wait => '-5 s');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.key('{1,2,3,4}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- Unlocking what is not held: false, and a WARNING.
+SELECT lockhier.session_unlock_application(7, 'snapshot', 'share');
+-- A snapshot of application 7 is running...
+SELECT open_session('snapshot', 'snapshot #7');
+SELECT dblink_exec('snapshot', 'BEGIN');
+SELECT * FROM dblink('snapshot', $$SELECT lockhier.lock_application(7, mode => 'share')::text$$) AS t(x text);
+-- ...so a field update in it fails at once,
+SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__update')$$);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- or after a bounded wait,
+SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => '100 ms')$$);
+-- and so does a migration, which is exclusive,
+SELECT show_error($$SELECT lockhier.lock_application(7)$$);
+-- while a second snapshot runs beside it, and try_ says false without an error.
+SELECT lockhier.lock_application(7, mode => 'share');
+SELECT lockhier.try_lock_field(7, 12, 99, 'field__update');
+-- Two snapshots in the way of a migration: both are named.
+SELECT open_session('snapshot2', 'snapshot #7');
+SELECT dblink_exec('snapshot2', 'BEGIN');
+SELECT * FROM dblink('snapshot2', $$SELECT lockhier.lock_application(7, mode => 'share')::text$$) AS t(x text);
+SELECT show_error($$SELECT lockhier.lock_application(7, wait => '50 ms')$$);
+SELECT dblink_exec('snapshot2', 'COMMIT');
+SELECT dblink_exec('snapshot', 'COMMIT');
+-- An import into table 12 blocks deleting its fields, not renaming them.
+SELECT open_session('import', 'csv-import #55');
+SELECT dblink_exec('import', 'BEGIN');
+SELECT * FROM dblink('import', $$SELECT lockhier.lock_table(7, 12,
+    ARRAY['field__deletion', 'field__type_update', 'field__incompatible_update'], 'share')::text$$) AS t(x text);
+SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__deletion')$$);
+SELECT show_error($$SELECT lockhier.lock_table(7, 12)$$);
+SELECT lockhier.lock_field(7, 12, 99, 'field__rename');
+-- A request queued behind a waiting one: the waiter is named as queued ahead.
+SELECT open_session('migration', 'migration 7');
+SELECT dblink_send_query('migration', $$SELECT lockhier.lock_application(7, wait => '30 s')$$);
+SELECT pg_sleep(0.1);
+SELECT show_error($$SELECT lockhier.lock_field(7, 12, 98, 'field__rename')$$);
+SELECT dblink_exec('import', 'COMMIT');
+SELECT * FROM dblink_get_result('migration') AS t(x text);
+-- An idle session holding a session lock (say, a backup job between its steps).
+SELECT open_session('backup', 'nightly backup');
+SELECT * FROM dblink('backup', $$SELECT lockhier.session_lock_global('full_backup')::text$$) AS t(x text);
+SELECT show_error($$SELECT lockhier.lock_global('full_backup')$$);
+SELECT show_error($$SELECT lockhier.session_lock_global(ARRAY['full_backup', 'app_task'], 'share')$$);
+SELECT dblink_disconnect(name) FROM unnest(dblink_get_connections()) AS name ORDER BY 1;

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit tests and #[pg_test]s, pg_regress, isolation specs (and the
+# client and reliability suites). Installs what it needs first. Ends with one summary line:
+#   N passed, N failed
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/test-output
+PGXS=$(pg_config --pkglibdir 2>/dev/null)/pgxs
+
+passed=0
+failed=0
+count() { passed=$((passed + $1)); failed=$((failed + $2)); }
+section() { printf '\n=== %s\n' "$*"; }
+
+bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+PGXS=$(pg_config --pkglibdir)/pgxs
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+# --- Rust unit tests and #[pg_test]s -------------------------------------------------------
+# One test at a time: tests that lock the global scope would conflict across sessions.
+section "cargo pgrx test (Rust unit tests and #[pg_test])"
+PGTEST_HOME=/var/tmp/lockhier-pgtest
+mkdir -p "$PGTEST_HOME" && chown postgres "$PGTEST_HOME"
+RUST_TEST_THREADS=1 cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_HOME/data" 2>&1 \
+  | tee "$OUT/cargo-test.log" | grep -E '^test |^test result|panicked|^error'
+results=$(grep -E '^test result:' "$OUT/cargo-test.log")
+if [ -z "$results" ]; then
+  echo "cargo pgrx test did not run (build failure?): see $OUT/cargo-test.log"
+  count 0 1
+else
+  count "$(awk '{s += $4} END {print s}' <<<"$results")" "$(awk '{s += $6} END {print s}' <<<"$results")"
+fi
+
+# --- the release build, in a private cluster -----------------------------------------------
+section "install the release build and start a private cluster"
+export LOCKHIER_HOME=/var/tmp/lockhier-test LOCKHIER_PORT=5498
+scripts/cluster.sh stop
+rm -rf "$LOCKHIER_HOME"
+if ! cargo pgrx install --release --pg-config "$(command -v pg_config)" >"$OUT/install.log" 2>&1; then
+  echo "cargo pgrx install failed: see $OUT/install.log"
+  echo "$passed passed, $((failed + 1)) failed"
+  exit 1
+fi
+scripts/cluster.sh start
+eval "$(scripts/cluster.sh env)"
+trap 'scripts/cluster.sh stop' EXIT
+
+# pg_regress and pg_isolation_regress print one "... ok" or "... FAILED" line per test.
+count_lines() {
+  count "$(grep -cE '\.\.\. +ok' "$1")" "$(grep -cE '\.\.\. +FAILED|\.\.\. +failed' "$1")"
+}
+
+section "pg_regress (exact messages users see)"
+tests=$(cd pg_test/sql && ls *.sql | sed 's/\.sql$//')
+"$PGXS/src/test/regress/pg_regress" --bindir="$(pg_config --bindir)" \
+  --inputdir=pg_test --outputdir="$OUT/regress" --dbname=lockhier_regress \
+  --load-extension=lockhier --load-extension=dblink $tests 2>&1 | tee "$OUT/regress.log"
+count_lines "$OUT/regress.log"
+
+section "isolation specs (contention, step by step)"
+specs=$(cd pg_test/specs && ls *.spec | sed 's/\.spec$//')
+"$PGXS/src/test/isolation/pg_isolation_regress" \
+  --inputdir=pg_test --outputdir="$OUT/isolation" --dbname=lockhier_isolation \
+  --load-extension=lockhier --load-extension=dblink $specs 2>&1 | tee "$OUT/isolation.log"
+count_lines "$OUT/isolation.log"
+
+for diffs in "$OUT"/regress/regression.diffs "$OUT"/isolation/regression.diffs; do
+  [ -s "$diffs" ] && { section "differences: $diffs"; head -c 20000 "$diffs"; }
+done
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
