@@ -65,6 +65,23 @@ specs=$(cd pg_test/specs && ls *.spec | sed 's/\.spec$//')
   --load-extension=lockhier --load-extension=dblink $specs 2>&1 | tee "$OUT/isolation.log"
 count_lines "$OUT/isolation.log"
 
+section "README code blocks are ones the tests run"
+python3 scripts/check_docs.py | tee "$OUT/docs.log"
+count "$(grep -c '^ok ' "$OUT/docs.log")" "$(grep -c '^not ok ' "$OUT/docs.log")"
+
+section "the demo (make demo) plays to the end"
+run_demo() {
+  make demo
+}
+if run_demo >"$OUT/demo.log" 2>&1 \
+   && grep -q 'operation in progress: cannot lock field 99 (table 12, application 7) for "field__update"' "$OUT/demo.log" \
+   && grep -q 'Time: 2[0-9]*\.[0-9]* ms' "$OUT/demo.log" \
+   && grep -q 'nothing is left running' "$OUT/demo.log"; then
+  echo "ok - demo"; count 1 0
+else
+  echo "not ok - demo: see $OUT/demo.log"; count 0 1
+fi
+
 for diffs in "$OUT"/regress/regression.diffs "$OUT"/isolation/regression.diffs; do
   [ -s "$diffs" ] && { section "differences: $diffs"; head -c 20000 "$diffs"; }
 done

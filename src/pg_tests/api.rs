@@ -160,4 +160,24 @@ mod tests {
         assert_eq!(xid(), before, "advisory locks need no transaction id");
         run("SELECT lockhier.session_unlock_all()");
     }
+
+    #[pg_test]
+    fn a_rolled_back_subtransaction_takes_its_transaction_locks_along() {
+        run("SELECT lockhier.lock_application(108, 'outer')");
+        run(
+            "DO $$ BEGIN
+                 PERFORM lockhier.lock_table(108, 1, 'inner');
+                 PERFORM lockhier.session_lock_table(108, 1, 'kept');
+                 RAISE EXCEPTION 'roll back the block';
+             EXCEPTION WHEN raise_exception THEN NULL;
+             END $$",
+        );
+        let held: Vec<String> = one("SELECT array_agg(held_for || ' ' || scope || ' ' || classes[1] ORDER BY held_for) FROM lockhier.held()");
+        assert_eq!(held, ["session table 1 (application 108) kept", "transaction application 108 outer"]);
+        let inner_locked: i64 = one(
+            "SELECT count(*) FROM lockhier.advisory_locks WHERE pid = pg_backend_pid() AND key = lockhier.key('{108,1}', 'inner')",
+        );
+        assert_eq!(inner_locked, 0, "the server released the block's lock, and held() agrees");
+        run("SELECT lockhier.session_unlock_all()");
+    }
 }
