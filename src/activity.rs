@@ -18,7 +18,8 @@ pub struct Backend {
 #[derive(Clone, Debug)]
 pub struct BackendDetails {
     pub client_addr: Option<String>,
-    pub state: &'static str,
+    /// NULL in `pg_stat_activity` for a state it has no name for.
+    pub state: Option<&'static str>,
     /// Microseconds since 2000-01-01 (a `timestamptz`), when it is in a transaction.
     pub xact_start: Option<i64>,
 }
@@ -80,17 +81,17 @@ unsafe fn c_string(ptr: *const std::ffi::c_char) -> String {
 }
 
 /// As `pg_stat_activity.state` spells it.
-fn state_name(state: pg_sys::BackendState::Type) -> &'static str {
+fn state_name(state: pg_sys::BackendState::Type) -> Option<&'static str> {
     use pg_sys::BackendState::*;
-    match state {
+    Some(match state {
         STATE_IDLE => "idle",
         STATE_RUNNING => "active",
         STATE_IDLEINTRANSACTION => "idle in transaction",
         STATE_FASTPATH => "fastpath function call",
         STATE_IDLEINTRANSACTION_ABORTED => "idle in transaction (aborted)",
         STATE_DISABLED => "disabled",
-        _ => "",
-    }
+        _ => return None,
+    })
 }
 
 /// The client's IP address; `None` for Unix-socket and background processes, as in

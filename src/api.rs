@@ -98,11 +98,12 @@ fn session_unlock(request: Parsed<Request>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn session_unlock_all() -> i32 {
     let mut released = 0;
-    for (request, count) in registry::drain_session() {
+    for (request, count) in registry::session_requests() {
         let plan = Plan::of(&request);
         for _ in 0..count {
             acquire::release(plan.steps(), Hold::Session);
         }
+        registry::forget_session_entirely(&request);
         released += count as i32;
     }
     released

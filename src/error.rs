@@ -1,8 +1,9 @@
 //! Everything a user can get wrong or run into, and how each is reported: SQLSTATE, message,
 //! DETAIL and HINT are mapped here and nowhere else.
 
-use crate::holders::Blocker;
-use crate::model::{ClassProblem, Mode, Request, MAX_CLASSES};
+use crate::activity::Backend;
+use crate::holders::{self, Blocker};
+use crate::model::{ClassProblem, Mode, Request, RowMode, MAX_CLASSES};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -40,6 +41,49 @@ pub enum LockhierError {
 
     #[error("operation in progress: cannot lock {}", .0.request)]
     Conflict(Box<Conflict>),
+
+    #[error("unknown row lock mode \"{0}\": expected {valid}", valid = RowMode::VALID)]
+    UnknownRowMode(String),
+
+    #[error("relation with OID {0} does not exist")]
+    NoSuchRelation(u32),
+
+    #[error("column \"{column}\" of relation {table} does not exist")]
+    NoSuchColumn { table: String, column: String },
+
+    #[error("table {0} has no primary key")]
+    NoPrimaryKey(String),
+
+    #[error("the primary key of table {table} has {} columns ({})", .columns.len(), .columns.join(", "))]
+    CompositePrimaryKey { table: String, columns: Vec<String> },
+
+    #[error("ids of type {ids_type} cannot be compared with column \"{column}\" ({column_type}) of table {table}")]
+    IdsTypeMismatch { ids_type: String, column: String, column_type: String, table: String },
+
+    #[error("operation in progress: cannot lock {}", .0.what())]
+    RowConflict(Box<RowConflict>),
+}
+
+/// Rows that could not be locked because other transactions hold conflicting row locks.
+#[derive(Debug)]
+pub struct RowConflict {
+    /// The table as `regclass` shows it.
+    pub table: String,
+    pub column: String,
+    pub mode: RowMode,
+    /// One entry per process found holding some of the rows.
+    pub lockers: Vec<RowLocker>,
+    pub waited: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct RowLocker {
+    pub pid: i32,
+    /// How many of the rows it holds.
+    pub rows: usize,
+    /// Their distinct key column values, as text, in key order.
+    pub keys: Vec<String>,
+    pub backend: Option<Backend>,
 }
 
 /// A request refused because other sessions hold (or queue ahead for) conflicting locks.
@@ -57,16 +101,21 @@ impl LockhierError {
         match self {
             NullArgument(_) | NullPathElement => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             UnknownMode(_) | InvalidClass { .. } | EmptyClasses | NullClassElement
-            | TooManyClasses(_) | NegativeWait(_) | PathTooLong(_) => {
+            | TooManyClasses(_) | NegativeWait(_) | PathTooLong(_) | UnknownRowMode(_)
+            | NoPrimaryKey(_) | CompositePrimaryKey { .. } => {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             }
-            Conflict(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            IdsTypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            Conflict(_) | RowConflict(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
         }
     }
 
     pub fn detail(&self) -> Option<String> {
         match self {
             LockhierError::Conflict(conflict) => Some(conflict.detail()),
+            LockhierError::RowConflict(conflict) => Some(conflict.detail()),
             _ => None,
         }
     }
@@ -78,6 +127,8 @@ impl LockhierError {
             NullArgument("mode") => "Pass 'share' or 'exclusive'.",
             NullArgument("classes") => "Pass at least one class name, or 'all'.",
             NullArgument("path") => "Pass the ids of the node: '{}' for global, '{7}', '{7,12}' or '{7,12,99}'.",
+            NullArgument("rel") => "Pass the table whose rows to lock, such as 'database_field'.",
+            NullArgument("ids") => "Pass an array of key values; an empty array locks nothing.",
             NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
             InvalidClass { .. } => {
                 "Class names are names such as field__update or app.backup; case is ignored."
@@ -86,12 +137,17 @@ impl LockhierError {
             NegativeWait(_) => {
                 "Pass '0' to fail at once, a positive interval to wait up to that long, or NULL to wait without a limit of lockhier's own."
             }
-            Conflict(conflict) if conflict.waited.is_some() => {
-                "Retry when the operation in progress has finished, or pass a longer wait."
+            NoPrimaryKey(_) | CompositePrimaryKey { .. } | NoSuchColumn { .. } => {
+                "Pass key_column => 'column' to say which column the ids are in."
             }
-            Conflict(_) => {
-                "Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it."
+            IdsTypeMismatch { column_type, .. } => {
+                return Some(format!(
+                    "Pass the ids as an array of the column's type, e.g. ARRAY[...]::{column_type}[]."
+                ))
             }
+            Conflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
+            RowConflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
+            Conflict(_) | RowConflict(_) => RETRY_OR_WAIT,
             _ => return None,
         };
         Some(hint.to_string())
@@ -111,6 +167,10 @@ impl LockhierError {
     }
 }
 
+const RETRY_OR_WAIT: &str =
+    "Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it.";
+const RETRY_LONGER: &str = "Retry when the operation in progress has finished, or pass a longer wait.";
+
 impl Conflict {
     fn detail(&self) -> String {
         let mut detail = String::new();
@@ -128,10 +188,73 @@ impl Conflict {
             }
             detail.push('.');
         }
-        if let Some(waited) = self.waited {
-            let _ = write!(detail, " Waited {}.", human_duration(waited));
-        }
+        append_waited(&mut detail, self.waited);
         detail
+    }
+}
+
+/// How many keys an error names before it says "and N more".
+const KEYS_SHOWN: usize = 10;
+
+fn list_keys(keys: &[String]) -> String {
+    let mut listed = keys.iter().take(KEYS_SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if keys.len() > KEYS_SHOWN {
+        let _ = write!(listed, " and {} more", keys.len() - KEYS_SHOWN);
+    }
+    listed
+}
+
+impl RowConflict {
+    /// `database_field rows with id 99, 100 for update`
+    fn what(&self) -> String {
+        let mut keys: Vec<String> = Vec::new();
+        for key in self.lockers.iter().flat_map(|l| &l.keys) {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        if keys.is_empty() {
+            format!("{} rows for {}", self.table, self.mode.name())
+        } else {
+            format!("{} rows with {} {} for {}", self.table, self.column, list_keys(&keys), self.mode.name())
+        }
+    }
+
+    fn detail(&self) -> String {
+        let mut detail = String::new();
+        if self.lockers.is_empty() {
+            detail.push_str(
+                "The transactions holding the rows could not be identified: they may have just ended, or the table does not keep row locks in its tuples.",
+            );
+        }
+        for (i, locker) in self.lockers.iter().enumerate() {
+            if i > 0 {
+                detail.push(' ');
+            }
+            let (noun, verb) = if locker.rows == 1 { ("row", "is") } else { ("rows", "are") };
+            let _ = write!(
+                detail,
+                "{} {noun} with {} {} {verb} locked by {}",
+                locker.rows,
+                self.column,
+                list_keys(&locker.keys),
+                holders::process(locker.pid, locker.backend.as_ref()),
+            );
+            // Row locks only live in transactions.
+            let since = holders::since(locker.backend.as_ref());
+            if since.starts_with(" in a transaction") {
+                detail.push_str(&since);
+            }
+            detail.push('.');
+        }
+        append_waited(&mut detail, self.waited);
+        detail
+    }
+}
+
+fn append_waited(detail: &mut String, waited: Option<Duration>) {
+    if let Some(waited) = waited {
+        let _ = write!(detail, " Waited {}.", human_duration(waited));
     }
 }
 

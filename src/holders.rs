@@ -64,23 +64,34 @@ impl Blocker {
     /// `a share lock on all classes for application 7, held by process 4242
     /// (application_name "snapshot #7") in a transaction running for 3.1 s`
     pub fn describe(&self) -> String {
-        let who = match &self.backend {
-            Some(backend) => {
-                format!("process {} (application_name \"{}\")", self.pid, backend.application_name)
-            }
-            None => format!("process {}, which has since ended", self.pid),
-        };
-        let details = self.backend.as_ref().and_then(|b| b.details.as_ref());
-        let how_long = match details.map(|d| d.xact_age()) {
-            Some(Some(age)) => format!(" in a transaction running for {}", human_duration(age)),
-            Some(None) => " as a session lock, outside any transaction".to_string(),
-            None => String::new(),
-        };
+        let who = process(self.pid, self.backend.as_ref());
         if self.granted {
-            format!("{}, held by {who}{how_long}", self.conflict)
+            format!("{}, held by {who}{}", self.conflict, since(self.backend.as_ref()))
         } else {
             format!("{} that {who} is queued for ahead of this request", self.conflict)
         }
+    }
+}
+
+/// `process 4242 (application_name "snapshot #7")`, or that it has ended. Locks of prepared
+/// transactions show with process id 0.
+pub fn process(pid: i32, backend: Option<&Backend>) -> String {
+    if pid == 0 {
+        return "a prepared transaction".to_string();
+    }
+    match backend {
+        Some(backend) => format!("process {pid} (application_name \"{}\")", backend.application_name),
+        None => format!("process {pid}, which has since ended"),
+    }
+}
+
+/// ` in a transaction running for 3.1 s`, ` as a session lock, outside any transaction`, or
+/// nothing when the current user may not see the process's activity.
+pub fn since(backend: Option<&Backend>) -> String {
+    match backend.and_then(|b| b.details.as_ref()).map(|d| d.xact_age()) {
+        Some(Some(age)) => format!(" in a transaction running for {}", human_duration(age)),
+        Some(None) => " as a session lock, outside any transaction".to_string(),
+        None => String::new(),
     }
 }
 

@@ -83,6 +83,10 @@ impl Target<'_> {
     }
 }
 
+/// The key of the sentinel lock (see `lockmgr::take_sentinel`): XXH64 of `lockhier\x01sentinel`,
+/// which no target's encoding can produce (a level byte is at most 3).
+pub const SENTINEL: i64 = xxhash_rust::const_xxh64::xxh64(b"lockhier\x01sentinel", 0) as i64;
+
 /// `pg_locks.classid` and `pg_locks.objid` of a key.
 pub fn split(key: i64) -> (u32, u32) {
     ((key as u64 >> 32) as u32, key as u64 as u32)
@@ -150,6 +154,12 @@ mod tests {
             assert_eq!(hex(&target), bytes, "{target:?}");
             assert_eq!(target.key(), key, "{target:?}");
         }
+    }
+
+    #[test]
+    fn the_sentinel_key_is_published_too() {
+        // Python: xxhash.xxh64_intdigest(b"lockhier\x01sentinel") read as a signed int64.
+        assert_eq!(SENTINEL, -9174082678278515691);
     }
 
     #[test]

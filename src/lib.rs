@@ -16,10 +16,14 @@ mod lockmode;
 mod model;
 mod plan;
 mod registry;
+mod rows;
+mod subxact;
+mod tuplelock;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/lockhier.sql", name = "lockhier_sql");
+extension_sql_file!("../sql/rows.sql", name = "rows_sql");
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

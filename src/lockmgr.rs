@@ -1,5 +1,4 @@
-//! The only home of unsafe calls into PostgreSQL's lock manager, and of the internal
-//! subtransaction that makes waiting in it safe to give up.
+//! The only home of unsafe calls into PostgreSQL's lock manager.
 //!
 //! Locks live in the advisory key space of `pg_advisory_xact_lock(bigint)` (`field4 = 1`), so
 //! they show in `pg_locks` like any advisory lock and are queued, deadlock-checked, timed out
@@ -7,10 +6,10 @@
 
 use crate::key;
 use crate::lockmode::{LockMask, LockMode};
+use crate::subxact;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use std::panic::UnwindSafe;
 use std::time::Duration;
 
 /// How long a lock is kept: to the end of the transaction, or of the session.
@@ -65,11 +64,12 @@ pub fn unlock(key: i64, mode: LockMode, hold: Hold) -> bool {
 /// session's `lock_timeout` applies). A timeout, cancel or deadlock comes back as the error
 /// PostgreSQL raised, with nothing of this lock held.
 ///
-/// The wait always runs for a transaction-level lock inside an internal subtransaction. If the
-/// wait is given up in the same instant the lock is granted, the lock manager's cleanup grants
-/// it anyway (`LockErrorCleanup` -> `GrantAwaitedLock`); as a transaction lock of the
-/// subtransaction, the rollback releases it. A session lock is then taken on top of the granted
-/// lock, which is immediate because this backend already holds it.
+/// The wait runs inside an internal subtransaction, for a lock owned by that subtransaction.
+/// If the wait is given up in the same instant the lock is granted, the lock manager's cleanup
+/// grants it anyway (`LockErrorCleanup` -> `GrantAwaitedLock`), and the rollback releases it.
+/// Once granted, the lock is taken again for whoever must own it (the caller's resource owner,
+/// or the session), which is immediate because this backend already holds it, and the
+/// subtransaction's hold is dropped. So the hold ends up where `unlock` will look for it.
 pub fn lock_waiting(
     key: i64,
     mode: LockMode,
@@ -77,69 +77,54 @@ pub fn lock_waiting(
     timeout: Option<Duration>,
 ) -> Result<(), CaughtError> {
     let tag = advisory_tag(key);
-    in_subtransaction(move || {
-        let _limit = timeout.map(LockTimeoutOverride::set);
-        // SAFETY: as for `try_lock`; this call may sleep in ProcSleep, and any ERROR raised
-        // there (timeout, cancel, deadlock) unwinds to `in_subtransaction`.
-        unsafe { pg_sys::LockAcquire(&tag, mode.number().into(), false, false) };
-        if hold == Hold::Session {
-            let converted = try_lock(key, mode, Hold::Session);
-            assert!(converted, "a lock this backend holds is always available to it");
-            unlock(key, mode, Hold::Transaction);
+    // SAFETY: reading the current resource owner, the one the caller's locks belong to.
+    let caller = unsafe { pg_sys::CurrentResourceOwner };
+    subxact::in_subtransaction(move || {
+        {
+            let _limit = timeout.map(subxact::LockTimeoutOverride::set);
+            // SAFETY: as for `try_lock`; this call may sleep in ProcSleep, and any ERROR
+            // raised there (timeout, cancel, deadlock) unwinds to `in_subtransaction`.
+            unsafe { pg_sys::LockAcquire(&tag, mode.number().into(), false, false) };
         }
+        // A lock_timeout that fired just as the lock was granted is still pending: raise it
+        // here, where the rollback undoes the grant, rather than after the call returned.
+        pg_sys::check_for_interrupts!();
+        let rehomed = match hold {
+            Hold::Session => try_lock(key, mode, Hold::Session),
+            Hold::Transaction => subxact::with_resource_owner(caller, || {
+                try_lock(key, mode, Hold::Transaction)
+            }),
+        };
+        assert!(rehomed, "a lock this backend holds is always available to it");
+        unlock(key, mode, Hold::Transaction);
     })
 }
 
-/// Sets the server's `lock_timeout` for the duration of one wait and restores it when dropped,
-/// which also happens while an ERROR unwinds through the wait.
-struct LockTimeoutOverride {
-    saved: i32,
+/// The key lockhier holds in `AccessShareLock` as a session lock while this session holds
+/// any lockhier session request. `pg_advisory_unlock_all()` and `DISCARD ALL` release every
+/// session advisory lock, this one included: its absence tells that lockhier's record of
+/// session requests no longer matches the lock manager. `AccessShareLock` conflicts with
+/// nothing an advisory lock is taken in, so every session shares the key without waiting.
+const SENTINEL_MODE: u32 = pg_sys::AccessShareLock;
+
+pub fn take_sentinel() {
+    let tag = advisory_tag(key::SENTINEL);
+    // SAFETY: as for `try_lock`; the mode conflicts with no mode ever taken on advisory keys,
+    // so dontWait always succeeds.
+    unsafe { pg_sys::LockAcquire(&tag, SENTINEL_MODE as i32, true, true) };
 }
 
-impl LockTimeoutOverride {
-    fn set(limit: Duration) -> LockTimeoutOverride {
-        // lock_timeout counts whole milliseconds; 0 would mean "no limit".
-        let millis = limit.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: LockTimeout is the GUC variable behind lock_timeout, read by ProcSleep when a
-        // wait begins; this backend is single-threaded and nothing else runs in between.
-        unsafe {
-            let saved = pg_sys::LockTimeout;
-            pg_sys::LockTimeout = millis;
-            LockTimeoutOverride { saved }
-        }
-    }
+pub fn drop_sentinel() {
+    let tag = advisory_tag(key::SENTINEL);
+    // SAFETY: as for `unlock`.
+    unsafe { pg_sys::LockRelease(&tag, SENTINEL_MODE as i32, true) };
 }
 
-impl Drop for LockTimeoutOverride {
-    fn drop(&mut self) {
-        // SAFETY: see `set`.
-        unsafe { pg_sys::LockTimeout = self.saved };
-    }
-}
-
-/// Run `f` as a PL/pgSQL block with an EXCEPTION clause runs its body: if it raises, everything
-/// it did, transaction-level locks included, is rolled back and the error is returned.
-fn in_subtransaction<T>(f: impl FnOnce() -> T + UnwindSafe) -> Result<T, CaughtError> {
-    // SAFETY: the calling SQL function runs inside a transaction and outside parallel mode
-    // (lockhier's functions are PARALLEL UNSAFE), where internal subtransactions are allowed.
-    // The memory context and resource owner are restored on both paths, as PL/pgSQL does.
-    unsafe {
-        let memory_context = pg_sys::CurrentMemoryContext;
-        let resource_owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(memory_context);
-
-        let result = PgTryBuilder::new(|| Ok(f())).catch_others(Err).execute();
-
-        // By now PgTryBuilder has flushed the error state, as must happen before a rollback.
-        match result {
-            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
-            Err(_) => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
-        }
-        pg_sys::MemoryContextSwitchTo(memory_context);
-        pg_sys::CurrentResourceOwner = resource_owner;
-        result
-    }
+pub fn sentinel_held() -> bool {
+    let tag = advisory_tag(key::SENTINEL);
+    // SAFETY: LockHeldByMe only looks the tag up in this backend's local lock table; the
+    // sentinel is only ever taken as a session lock, so held means held by the session.
+    unsafe { pg_sys::LockHeldByMe(&tag, SENTINEL_MODE as i32) }
 }
 
 /// Whether the error is a lock wait running out of `lock_timeout`.
@@ -162,37 +147,64 @@ pub struct KeyHolder {
 /// manager's status data (what `pg_locks` reads). Unlike `GetLockConflicts` this sees idle
 /// sessions holding session locks. Costs a pass over the whole lock table: error path only.
 pub fn holders_of(keys: &[i64]) -> Vec<KeyHolder> {
+    // SAFETY: MyDatabaseId is set once at backend start-up.
+    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let mut found = Vec::new();
+    for_each_lock(|entry| {
+        let tag = &entry.locktag;
+        if u32::from(tag.locktag_type) != pg_sys::LockTagType::LOCKTAG_ADVISORY
+            || tag.locktag_field1 != database
+            || tag.locktag_field4 != 1
+        {
+            return;
+        }
+        let key = ((u64::from(tag.locktag_field2) << 32) | u64::from(tag.locktag_field3)) as i64;
+        if keys.contains(&key) {
+            found.push(KeyHolder {
+                key,
+                pid: entry.pid,
+                held: entry.holdMask as LockMask,
+                awaited: (entry.waitLockMode != 0).then_some(entry.waitLockMode as u8),
+            });
+        }
+    });
+    found
+}
+
+/// The process running each of `xids` (top-level or subtransaction ids), from the lock every
+/// transaction holds on its own id.
+pub fn transaction_owners(xids: &[u32]) -> Vec<(u32, i32)> {
+    let exclusive = 1 << pg_sys::ExclusiveLock;
+    let mut owners = Vec::new();
+    for_each_lock(|entry| {
+        let tag = &entry.locktag;
+        if u32::from(tag.locktag_type) == pg_sys::LockTagType::LOCKTAG_TRANSACTION
+            && xids.contains(&tag.locktag_field1)
+            && entry.holdMask & exclusive != 0
+        {
+            owners.push((tag.locktag_field1, entry.pid));
+        }
+    });
+    owners
+}
+
+/// Visit a copy of every entry of the lock table.
+fn for_each_lock(mut visit: impl FnMut(&pg_sys::LockInstanceData)) {
     // SAFETY: GetLockStatusData returns a palloc'd snapshot (copied under the partition locks)
-    // of `nelements` entries, which is read here and then freed.
+    // of `nelements` entries, which is read here and then freed. `visit` cannot raise a
+    // PostgreSQL error, so nothing leaks past the frees.
     unsafe {
-        let database = pg_sys::MyDatabaseId.to_u32();
         let data = pg_sys::GetLockStatusData();
-        let entries = std::slice::from_raw_parts((*data).locks, (*data).nelements as usize);
-        for entry in entries {
-            let tag = &entry.locktag;
-            if u32::from(tag.locktag_type) != pg_sys::LockTagType::LOCKTAG_ADVISORY
-                || tag.locktag_field1 != database
-                || tag.locktag_field4 != 1
-            {
-                continue;
-            }
-            let key = ((u64::from(tag.locktag_field2) << 32) | u64::from(tag.locktag_field3)) as i64;
-            if keys.contains(&key) {
-                found.push(KeyHolder {
-                    key,
-                    pid: entry.pid,
-                    held: entry.holdMask as LockMask,
-                    awaited: (entry.waitLockMode != 0).then_some(entry.waitLockMode as u8),
-                });
-            }
+        if (*data).nelements > 0 {
+            std::slice::from_raw_parts((*data).locks, (*data).nelements as usize)
+                .iter()
+                .for_each(&mut visit);
         }
         if !(*data).locks.is_null() {
             pg_sys::pfree((*data).locks.cast());
         }
         pg_sys::pfree(data.cast());
     }
-    found
 }
 
 /// This backend's process id.

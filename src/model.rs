@@ -295,6 +295,41 @@ impl Mode {
     }
 }
 
+/// The four row-lock strengths of `SELECT ... FOR ...`, weakest last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowMode {
+    Update,
+    NoKeyUpdate,
+    Share,
+    KeyShare,
+}
+
+impl RowMode {
+    pub const VALID: &'static str = "update, no key update, share or key share";
+
+    /// Case and spacing are free: `'No Key  Update'` is `no key update`.
+    pub fn parse(raw: &str) -> Result<RowMode, LockhierError> {
+        let words: Vec<String> = raw.split_whitespace().map(str::to_ascii_lowercase).collect();
+        match words.join(" ").as_str() {
+            "update" => Ok(RowMode::Update),
+            "no key update" => Ok(RowMode::NoKeyUpdate),
+            "share" => Ok(RowMode::Share),
+            "key share" => Ok(RowMode::KeyShare),
+            _ => Err(LockhierError::UnknownRowMode(raw.to_string())),
+        }
+    }
+
+    /// As in `FOR <name>`, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowMode::Update => "update",
+            RowMode::NoKeyUpdate => "no key update",
+            RowMode::Share => "share",
+            RowMode::KeyShare => "key share",
+        }
+    }
+}
+
 /// A request: taken whole or not at all.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Request {
@@ -408,6 +443,17 @@ mod tests {
         assert_eq!(Mode::parse("SHARE").unwrap(), Mode::Share);
         assert_eq!(Mode::parse("Exclusive").unwrap(), Mode::Exclusive);
         assert!(matches!(Mode::parse("shared"), Err(LockhierError::UnknownMode(m)) if m == "shared"));
+    }
+
+    #[test]
+    fn row_modes_are_the_four_strengths_in_any_case_and_spacing() {
+        assert_eq!(RowMode::parse("UPDATE").unwrap(), RowMode::Update);
+        assert_eq!(RowMode::parse(" No Key\tupdate ").unwrap(), RowMode::NoKeyUpdate);
+        assert_eq!(RowMode::parse("share").unwrap().name(), "share");
+        assert_eq!(RowMode::parse("Key Share").unwrap(), RowMode::KeyShare);
+        for bad in ["exclusive", "nokey update", "", "for update"] {
+            assert!(matches!(RowMode::parse(bad), Err(LockhierError::UnknownRowMode(_))), "{bad:?}");
+        }
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //! `held()`. The lock manager counts the locks; this remembers which requests they belong to.
 //!
 //! Session requests are kept until unlocked (or the backend exits, taking the record with it).
+//! While there are any, the session also holds lockhier's sentinel lock: when
+//! `pg_advisory_unlock_all()` or `DISCARD ALL` releases every session advisory lock, the
+//! sentinel goes too, and the record of session requests is dropped with it instead of being
+//! trusted (it would otherwise release counts that other requests share).
 //! Transaction requests are kept per subtransaction and dropped when it aborts or the
 //! transaction ends, following the locks themselves.
 
-use crate::lockmgr::Hold;
+use crate::lockmgr::{self, Hold};
 use crate::model::Request;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -27,7 +31,13 @@ thread_local! {
 /// Remember a request that was just taken.
 pub fn record(request: Request, hold: Hold) {
     match hold {
-        Hold::Session => REGISTRY.with_borrow_mut(|r| *r.session.entry(request).or_default() += 1),
+        Hold::Session => {
+            forget_session_requests_released_behind_our_back();
+            if REGISTRY.with_borrow(|r| r.session.is_empty()) {
+                lockmgr::take_sentinel();
+            }
+            REGISTRY.with_borrow_mut(|r| *r.session.entry(request).or_default() += 1);
+        }
         Hold::Transaction => {
             // SAFETY: only reads the transaction state of this backend.
             let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
@@ -38,22 +48,45 @@ pub fn record(request: Request, hold: Hold) {
 
 /// Forget one hold of a session request; false if it was not held.
 pub fn forget_session(request: &Request) -> bool {
-    REGISTRY.with_borrow_mut(|r| match r.session.get_mut(request) {
-        None => false,
-        Some(1) => {
-            r.session.remove(request);
-            true
-        }
-        Some(count) => {
-            *count -= 1;
-            true
-        }
-    })
+    forget_session_requests_released_behind_our_back();
+    let (found, now_empty) = REGISTRY.with_borrow_mut(|r| {
+        let found = match r.session.get_mut(request) {
+            None => false,
+            Some(1) => r.session.remove(request).is_some(),
+            Some(count) => {
+                *count -= 1;
+                true
+            }
+        };
+        (found, r.session.is_empty())
+    });
+    if found && now_empty {
+        lockmgr::drop_sentinel();
+    }
+    found
 }
 
-/// Forget every session request, returning each with how many times it was held.
-pub fn drain_session() -> Vec<(Request, u32)> {
-    REGISTRY.with_borrow_mut(|r| r.session.drain().collect())
+/// The session requests held, each with how many times.
+pub fn session_requests() -> Vec<(Request, u32)> {
+    forget_session_requests_released_behind_our_back();
+    REGISTRY.with_borrow(|r| r.session.iter().map(|(request, &count)| (request.clone(), count)).collect())
+}
+
+/// Forget every hold of a session request.
+pub fn forget_session_entirely(request: &Request) {
+    let now_empty = REGISTRY.with_borrow_mut(|r| {
+        r.session.remove(request);
+        r.session.is_empty()
+    });
+    if now_empty {
+        lockmgr::drop_sentinel();
+    }
+}
+
+fn forget_session_requests_released_behind_our_back() {
+    if REGISTRY.with_borrow(|r| !r.session.is_empty()) && !lockmgr::sentinel_held() {
+        REGISTRY.with_borrow_mut(|r| r.session.clear());
+    }
 }
 
 /// A request held through lockhier and how many times.
@@ -65,6 +98,7 @@ pub struct Held {
 
 /// Everything held now: transaction requests first, each kind in a stable order.
 pub fn held() -> Vec<Held> {
+    forget_session_requests_released_behind_our_back();
     REGISTRY.with_borrow(|r| {
         let mut transaction: HashMap<&Request, u32> = HashMap::new();
         for (request, _) in &r.transaction {

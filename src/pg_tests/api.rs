@@ -180,4 +180,19 @@ mod tests {
         assert_eq!(inner_locked, 0, "the server released the block's lock, and held() agrees");
         run("SELECT lockhier.session_unlock_all()");
     }
+
+    #[pg_test]
+    fn pg_advisory_unlock_all_is_noticed_and_shared_keys_stay_held() {
+        run("SELECT lockhier.session_lock_application(109, mode => 'share')");
+        run("SELECT pg_advisory_unlock_all()");
+        run("SELECT lockhier.session_lock_application(110, mode => 'share')");
+        let still_held = my_locks();
+        // The record of application 109 is gone with its locks: unlocking it releases nothing.
+        assert!(!one::<bool>("SELECT lockhier.session_unlock_application(109, mode => 'share')"));
+        assert_eq!(my_locks(), still_held);
+        let held: Vec<String> = one("SELECT array_agg(scope) FROM lockhier.held()");
+        assert_eq!(held, ["application 110"]);
+        assert_eq!(one::<i32>("SELECT lockhier.session_unlock_all()"), 1);
+        assert!(my_locks().is_empty(), "the sentinel goes with the last session request");
+    }
 }

@@ -35,10 +35,11 @@ EXCEPTION WHEN OTHERS THEN
     RETURN concat_ws(E'\n', state, message, 'DETAIL: ' || nullif(detail, ''), 'HINT: ' || nullif(hint, ''));
 END $$;
 
--- This session's advisory locks in lockhier's key space, as (key, mode) text sorted.
+-- This session's advisory locks in lockhier's key space, as (key, mode) text sorted; without
+-- the sentinel lock a session holds while it holds session requests.
 CREATE FUNCTION tests.my_locks() RETURNS text[] LANGUAGE sql AS $$
     SELECT coalesce(array_agg(key || ' ' || mode ORDER BY key, mode), '{}')
-      FROM lockhier.advisory_locks WHERE pid = pg_backend_pid()
+      FROM lockhier.advisory_locks WHERE pid = pg_backend_pid() AND key <> -9174082678278515691
 $$;
 
 -- Run a statement in a second session of the same database (a dblink connection named
