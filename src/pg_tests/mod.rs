@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod conflicts;
 mod pg_locks;
+mod rows;
 
 #[pgrx::pg_schema]
 mod tests {

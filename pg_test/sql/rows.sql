@@ -1,0 +1,50 @@
+-- The exact messages of the row-lock helpers. A second session (dblink) holds row locks;
+-- show_error() masks its process id and durations.
+\set SHOW_CONTEXT never
+CREATE FUNCTION show_error(statement text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE state text; message text; detail text; hint text;
+BEGIN
+    EXECUTE statement;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    detail := regexp_replace(detail, 'process \d+', 'process N', 'g');
+    detail := regexp_replace(detail, '(running for|Waited) [^.]*(\.\d+ s)?\.', '\1 T.', 'g');
+    RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail, HINT = hint;
+END $$;
+CREATE TABLE database_field (id bigint PRIMARY KEY, table_id bigint NOT NULL, name text);
+INSERT INTO database_field SELECT i, i / 10, 'field ' || i FROM generate_series(1, 200) i;
+CREATE SCHEMA "My App";
+CREATE TABLE "My App"."Field Rows" (id int PRIMARY KEY, name text);
+INSERT INTO "My App"."Field Rows" VALUES (1, 'a'), (2, 'b');
+-- The README's calls: a field update's row, and every field of table 12 as an import would.
+BEGIN;
+SELECT lockhier.lock_rows('database_field', ARRAY[99]);
+SELECT lockhier.lock_rows('database_field', ARRAY[12], 'share', key_column => 'table_id');
+COMMIT;
+-- Another session holds rows.
+SELECT dblink_connect('holder', format('host=%s port=%s dbname=%s user=%s application_name=%L',
+    current_setting('unix_socket_directories'), current_setting('port'), current_database(),
+    current_user, 'field editor'));
+SELECT dblink_exec('holder', 'BEGIN');
+SELECT * FROM dblink('holder', $$SELECT lockhier.lock_rows('database_field', ARRAY[99, 100])::text$$) AS t(x text);
+SELECT * FROM dblink('holder', $$SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[2], 'key share')::text$$) AS t(x text);
+SELECT show_error($$SELECT lockhier.lock_rows('database_field', ARRAY[99])$$);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT show_error($$SELECT lockhier.lock_rows('database_field', ARRAY[10], 'share', key_column => 'table_id', wait => '100 ms')$$);
+SELECT show_error($$SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[1, 2])$$);
+SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[1, 2], 'no key update');
+SELECT lockhier.try_lock_rows('database_field', ARRAY[100]);
+SELECT dblink_exec('holder', 'COMMIT');
+SELECT dblink_disconnect('holder');
+-- Bad input.
+SELECT lockhier.lock_rows(NULL, ARRAY[1]);
+SELECT lockhier.lock_rows('database_field', NULL::int[]);
+SELECT lockhier.lock_rows('database_field', ARRAY[1], 'exclusive');
+SELECT lockhier.lock_rows('database_field', ARRAY[1], key_column => 'field_id');
+CREATE TABLE no_key (a int);
+SELECT lockhier.lock_rows('no_key', ARRAY[1]);
+CREATE TABLE two_keys (a int, b int, PRIMARY KEY (a, b));
+SELECT lockhier.lock_rows('two_keys', ARRAY[1]);
+SELECT lockhier.lock_rows('database_field', ARRAY['99']);
+SELECT lockhier.lock_rows('database_field', ARRAY[]::bigint[]);
