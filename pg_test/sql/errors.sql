@@ -1,25 +1,8 @@
 -- The exact messages users see: bad input, conflicts (message, DETAIL, HINT), warnings.
--- Conflicting locks are held by other sessions, opened with dblink. Process ids and
--- durations change from run to run; show_error() re-raises an error with them masked.
-\set SHOW_CONTEXT never
-CREATE FUNCTION show_error(statement text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE state text; message text; detail text; hint text;
-BEGIN
-    EXECUTE statement;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    detail := regexp_replace(detail, 'process \d+', 'process N', 'g');
-    detail := regexp_replace(detail,
-        '(running for|Waited) (less than 1 ms|\d+ ms|[\d.]+ s|\d+ min \d+ s|\d+ h \d+ min|\d+ d \d+ h)',
-        '\1 T', 'g');
-    RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail, HINT = hint;
-END $$;
-CREATE FUNCTION open_session(name text, application_name text) RETURNS text LANGUAGE sql AS $$
-    SELECT dblink_connect(name, format('host=%s port=%s dbname=%s user=%s application_name=%L',
-        current_setting('unix_socket_directories'), current_setting('port'),
-        current_database(), current_user, application_name))
-$$;
+-- Conflicting locks are held by other sessions, opened with dblink (helpers.psql).
+\set ECHO none
+\i pg_test/sql/helpers.psql
+\set ECHO all
 -- Bad input: each argument rule, with its SQLSTATE.
 \set VERBOSITY default
 SELECT lockhier.lock_field(NULL, 12, 99, 'field__update');

@@ -1,17 +1,7 @@
--- The exact messages of the row-lock helpers. A second session (dblink) holds row locks;
--- show_error() masks its process id and durations.
-\set SHOW_CONTEXT never
-CREATE FUNCTION show_error(statement text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE state text; message text; detail text; hint text;
-BEGIN
-    EXECUTE statement;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    detail := regexp_replace(detail, 'process \d+', 'process N', 'g');
-    detail := regexp_replace(detail, '(running for|Waited) [^.]*(\.\d+ s)?\.', '\1 T.', 'g');
-    RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail, HINT = hint;
-END $$;
+-- The exact messages of the row-lock helpers. A second session (dblink) holds row locks.
+\set ECHO none
+\i pg_test/sql/helpers.psql
+\set ECHO all
 CREATE TABLE database_field (id bigint PRIMARY KEY, table_id bigint NOT NULL, name text);
 INSERT INTO database_field SELECT i, i / 10, 'field ' || i FROM generate_series(1, 200) i;
 CREATE SCHEMA "My App";
@@ -23,9 +13,7 @@ SELECT lockhier.lock_rows('database_field', ARRAY[99]);
 SELECT lockhier.lock_rows('database_field', ARRAY[12], 'share', key_column => 'table_id');
 COMMIT;
 -- Another session holds rows.
-SELECT dblink_connect('holder', format('host=%s port=%s dbname=%s user=%s application_name=%L',
-    current_setting('unix_socket_directories'), current_setting('port'), current_database(),
-    current_user, 'field editor'));
+SELECT open_session('holder', 'field editor');
 SELECT dblink_exec('holder', 'BEGIN');
 SELECT * FROM dblink('holder', $$SELECT lockhier.lock_rows('database_field', ARRAY[99, 100])::text$$) AS t(x text);
 SELECT * FROM dblink('holder', $$SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[2], 'key share')::text$$) AS t(x text);
