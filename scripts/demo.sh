@@ -15,7 +15,9 @@ scripts/cluster.sh start
 eval "$(scripts/cluster.sh env)"
 PSQL=$(pg_config --bindir)/psql
 "$PSQL" -X -q -d postgres -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
-"$PSQL" -X -q -d demo -c "CREATE EXTENSION lockhier"
+"$PSQL" -X -q -d demo <<'SQL'
+CREATE EXTENSION lockhier;
+SQL
 
 work=$(mktemp -d)
 pids=()

@@ -15,6 +15,8 @@ mod lockmgr;
 mod lockmode;
 mod model;
 mod plan;
+#[cfg(test)]
+mod plan_timing;
 mod registry;
 mod rows;
 mod subxact;

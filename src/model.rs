@@ -217,14 +217,14 @@ impl Classes {
         if names.is_empty() {
             return Err(LockhierError::EmptyClasses);
         }
-        if names.len() > MAX_CLASSES {
-            return Err(LockhierError::TooManyClasses(names.len()));
-        }
         if names.iter().any(ClassName::is_all) {
             return Ok(Classes::All);
         }
         names.sort_unstable();
         names.dedup();
+        if names.len() > MAX_CLASSES {
+            return Err(LockhierError::TooManyClasses(names.len()));
+        }
         Ok(match names.as_slice() {
             [only] => Classes::One(*only),
             _ => Classes::Many(names),
@@ -436,6 +436,8 @@ mod tests {
             Classes::parse_many(too_many.iter().map(|c| Some(c.as_str()))),
             Err(LockhierError::TooManyClasses(65))
         ));
+        let repeated = vec![Some("same"); 100];
+        assert_eq!(Classes::parse_many(repeated).unwrap(), Classes::parse_one("same").unwrap());
     }
 
     #[test]

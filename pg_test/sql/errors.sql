@@ -60,6 +60,9 @@ SELECT * FROM dblink('import', $$SELECT lockhier.lock_table(7, 12,
 SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__deletion')$$);
 SELECT show_error($$SELECT lockhier.lock_table(7, 12)$$);
 SELECT lockhier.lock_field(7, 12, 99, 'field__rename');
+-- Who is in the way of a deletion (the same words as the error's DETAIL):
+SELECT application_name, conflict, lock_mode, granted, state
+  FROM lockhier.blockers_field(7, 12, 99, 'field__deletion');
 -- A request queued behind a waiting one: the waiter is named as queued ahead.
 SELECT open_session('migration', 'migration 7');
 SELECT dblink_send_query('migration', $$SELECT lockhier.lock_application(7, wait => '30 s')$$);
@@ -73,3 +76,6 @@ SELECT * FROM dblink('backup', $$SELECT lockhier.session_lock_global('full_backu
 SELECT show_error($$SELECT lockhier.lock_global('full_backup')$$);
 SELECT show_error($$SELECT lockhier.session_lock_global(ARRAY['full_backup', 'app_task'], 'share')$$);
 SELECT dblink_disconnect(name) FROM unnest(dblink_get_connections()) AS name ORDER BY 1;
+-- Naming a connection is how a job shows up in the conflicts it causes:
+SET application_name = 'csv-import #55';
+SHOW application_name;

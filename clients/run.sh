@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# lockhier from real clients: psycopg 3, Django, SQLAlchemy 2, node-postgres, ActiveRecord and
+# psql, each against a running PostgreSQL 15 with lockhier installed.
+#
+#   PGHOST=... PGPORT=... PGUSER=postgres clients/run.sh
+#
+# Installs what is missing (pinned: python/requirements.txt into clients/.venv,
+# node/package-lock.json into node/node_modules, Debian's ruby-activerecord and ruby-pg),
+# creates its own databases (lockhier_clients_*, dropped and made anew each run), runs every
+# language's tests and ends with one line: RESULT <passed> <failed>. Exits 0 iff none failed.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE"
+: "${PGHOST:?PGHOST must point at the cluster}" "${PGPORT:?}" "${PGUSER:?}"
+export PGHOST PGPORT PGUSER
+# The DETAILs the tests read must not carry a Rust backtrace from the caller's environment.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE PGDATABASE PGOPTIONS PGAPPNAME
+
+OUT=$(mktemp -d /tmp/lockhier-clients.XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+say() { printf '\n=== %s\n' "$*"; }
+die() { echo "clients/run.sh: $*" >&2; echo "RESULT 0 1"; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# ---------------------------------------------------------------- dependencies (idempotent)
+install_python() {
+  local venv=$HERE/.venv req=$HERE/python/requirements.txt stamp
+  stamp=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.installed" 2>/dev/null)" = "$stamp" ]; then
+    return 0
+  fi
+  say "installing Python packages into clients/.venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || return 1
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$req" || return 1
+  echo "$stamp" >"$venv/.installed"
+}
+
+install_node() {
+  local stamp
+  stamp=$(sha256sum "$HERE/node/package-lock.json" | cut -d' ' -f1)
+  if [ -d "$HERE/node/node_modules" ] && [ "$(cat "$HERE/node/node_modules/.installed" 2>/dev/null)" = "$stamp" ]; then
+    return 0
+  fi
+  say "installing node packages (npm ci)"
+  (cd "$HERE/node" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+  echo "$stamp" >"$HERE/node/node_modules/.installed"
+}
+
+install_ruby() {
+  if command -v ruby >/dev/null && ruby -e 'require "active_record"; require "pg"' 2>/dev/null; then
+    return 0
+  fi
+  say "installing ruby, ruby-activerecord and ruby-pg (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -qq ruby ruby-activerecord ruby-pg >"$OUT/apt.log" 2>&1 ||
+    { as_root apt-get update -qq >>"$OUT/apt.log" 2>&1 &&
+      as_root apt-get install -y -qq ruby ruby-activerecord ruby-pg >>"$OUT/apt.log" 2>&1; } ||
+    { cat "$OUT/apt.log" >&2; return 1; }
+}
+
+install_python || die "could not install the Python packages"
+install_node || die "could not install the node packages"
+install_ruby || die "could not install ruby-activerecord"
+command -v psql >/dev/null || die "psql not found"
+
+# ---------------------------------------------------------------- databases
+# One database per suite, so that one suite's leftovers (advisory locks are per database)
+# cannot touch another's. The Django migration databases get their schema from `migrate`.
+psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL' || die "cannot create the test databases"
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname)
+  FROM pg_database WHERE datname LIKE 'lockhier\_clients\_%' \gexec
+CREATE DATABASE lockhier_clients_py;
+CREATE DATABASE lockhier_clients_node;
+CREATE DATABASE lockhier_clients_ruby;
+CREATE DATABASE lockhier_clients_django_migrate;
+CREATE DATABASE lockhier_clients_sql_migrate;
+SQL
+for db in lockhier_clients_py lockhier_clients_node lockhier_clients_ruby lockhier_clients_sql_migrate; do
+  psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$HERE/schema.sql" >/dev/null || die "schema of $db failed"
+done
+psql -X -q -v ON_ERROR_STOP=1 -d lockhier_clients_django_migrate \
+  -c 'CREATE EXTENSION lockhier' >/dev/null || die "CREATE EXTENSION failed"
+
+# ---------------------------------------------------------------- suites
+PASSED=0 FAILED=0
+SUMMARY=()
+count() {  # count NAME PASSED FAILED EXIT_CODE
+  local name=$1 p=$2 f=$3 rc=$4
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    f=1  # the runner failed without a failed test to show for it (crash, no tests found...)
+  fi
+  if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+    f=1  # ran no test
+  fi
+  PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
+  SUMMARY+=("$(printf '%-28s %3d passed, %d failed' "$name" "$p" "$f")")
+}
+
+junit_counts() {  # junit_counts FILE -> "passed failed" (skipped counts as failed)
+  "$HERE/.venv/bin/python" - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1); sys.exit()
+cases = root.iter("testcase")
+passed = failed = 0
+for case in cases:
+    if any(child.tag in ("failure", "error", "skipped") for child in case):
+        failed += 1
+    else:
+        passed += 1
+print(passed, failed)
+PY
+}
+
+say "Python: psycopg 3, SQLAlchemy 2, Django, psql migrations (pytest)"
+(cd "$HERE/python" && "$HERE/.venv/bin/python" -m pytest -p no:cacheprovider -v \
+   --junitxml="$OUT/python.xml" -o junit_family=xunit1)
+rc=$?
+read -r p f < <(junit_counts "$OUT/python.xml")
+count "Python (pytest)" "$p" "$f" "$rc"
+
+say "Node: node-postgres (node --test)"
+(cd "$HERE/node" && node --test --test-concurrency=1 \
+   --test-reporter=spec --test-reporter-destination=stdout \
+   --test-reporter=junit --test-reporter-destination="$OUT/node.xml" test/)
+rc=$?
+read -r p f < <(junit_counts "$OUT/node.xml")
+count "Node (node --test)" "$p" "$f" "$rc"
+
+say "Ruby: ActiveRecord $(ruby -e 'require "active_record"; print ActiveRecord.version' 2>/dev/null) (minitest)"
+ruby -W0 "$HERE/ruby/test_activerecord.rb" --verbose | tee "$OUT/ruby.log"
+rc=${PIPESTATUS[0]}
+read -r p f < <(sed -n 's/^\([0-9]*\) runs, [0-9]* assertions, \([0-9]*\) failures, \([0-9]*\) errors, \([0-9]*\) skips$/\1 \2 \3 \4/p' "$OUT/ruby.log" |
+  awk '{ print $1 - $2 - $3 - $4, $2 + $3 + $4 } END { if (!NR) print 0, 1 }')
+count "Ruby (minitest)" "$p" "$f" "$rc"
+
+say "Summary"
+printf '%s\n' "${SUMMARY[@]}"
+echo "RESULT $PASSED $FAILED"
+[ "$FAILED" = 0 ]

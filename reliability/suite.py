@@ -1,0 +1,76 @@
+"""lockhier reliability suite: invariants under load, faults, limits, bad input, privileges.
+
+Run through run.sh, which provides the virtualenv. Needs PGHOST/PGPORT/PGUSER of a running
+cluster (superuser) where the extension is installed, on this machine (the SIGKILL fault sends
+a signal to a backend process). Prints one line per check and ends with `RESULT <passed> <failed>`.
+
+    LOCKHIER_REL_ONLY=load,faults   run only some groups (names below)
+    LOCKHIER_REL_SEED=N             replay the load's random choices
+    LOCKHIER_REL_LOAD_SECONDS=S     length of the load (default 25)
+    LOCKHIER_REL_KEEP=1             keep the database and role afterwards
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from rel import badinput, faults, harness, history, limits, load, privileges  # noqa: E402
+
+
+def selftest(res):
+    for description, ok in history.self_test():
+        res.check(f"checker self-test: {description}", ok)
+
+
+GROUPS = [
+    ("selftest", "Checker and oracle self-test", selftest),
+    ("pairs", "Invariant: every pair of requests, server against oracle", load.exhaustive_pairs),
+    ("load", "Invariant under load", load.load),
+    ("badinput", "Bad input from a client", badinput.run),
+    ("privileges", "Privileges", privileges.run),
+    ("limits", "Limits", limits.run),
+    ("faults", "Faults", faults.run),   # last: its SIGKILL restarts every backend
+]
+
+
+def main():
+    res = harness.Results()
+    only = [g for g in os.environ.get("LOCKHIER_REL_ONLY", "").split(",") if g]
+    start = time.monotonic()
+    print(f"lockhier reliability suite: PGHOST={os.environ.get('PGHOST', '')} "
+          f"PGPORT={os.environ.get('PGPORT', '')} PGUSER={os.environ.get('PGUSER', '')} "
+          f"database {harness.DB}", flush=True)
+    try:
+        version = harness.setup_database()
+        res.check(f"setup: database {harness.DB} with CREATE EXTENSION lockhier ({version})", True)
+    except Exception as exc:  # noqa: BLE001
+        res.crash("setup", exc)
+        print(f"RESULT {res.passed} {res.failed}", flush=True)
+        return 1
+    for name, title, fn in GROUPS:
+        if only and name not in only:
+            continue
+        res.section(title)
+        t0 = time.monotonic()
+        try:
+            fn(res)
+        except Exception as exc:  # noqa: BLE001 - a crashed group is a failed check
+            res.crash(name, exc)
+            # whatever it was doing, make sure the server is usable for the next group
+            harness.wait_for_server(60)
+        res.note(f"({title}: {time.monotonic() - t0:.1f} s)")
+    if os.environ.get("LOCKHIER_REL_KEEP") != "1":
+        try:
+            harness.drop_database()
+        except Exception as exc:  # noqa: BLE001
+            res.crash("teardown", exc)
+    print(f"\n{res.passed} checks passed, {res.failed} failed in {time.monotonic() - start:.0f} s"
+          + (": " + "; ".join(res.failures) if res.failures else ""), flush=True)
+    print(f"RESULT {res.passed} {res.failed}", flush=True)
+    return 0 if res.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
