@@ -95,7 +95,7 @@ count() {  # count NAME PASSED FAILED EXIT_CODE
     f=1  # ran no test
   fi
   PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
-  SUMMARY+=("$(printf '%-28s %3d passed, %d failed' "$name" "$p" "$f")")
+  SUMMARY+=("$(printf '%-26s %3d passed, %d failed' "$name" "$p" "$f")")
 }
 
 junit_counts() {  # junit_counts FILE -> "passed failed" (skipped counts as failed)
@@ -116,12 +116,17 @@ print(passed, failed)
 PY
 }
 
-say "Python: psycopg 3, SQLAlchemy 2, Django, psql migrations (pytest)"
-(cd "$HERE/python" && "$HERE/.venv/bin/python" -m pytest -p no:cacheprovider -v \
-   --junitxml="$OUT/python.xml" -o junit_family=xunit1)
-rc=$?
-read -r p f < <(junit_counts "$OUT/python.xml")
-count "Python (pytest)" "$p" "$f" "$rc"
+pytest_suite() {  # pytest_suite NAME FILE
+  say "$1 (pytest $2)"
+  (cd "$HERE/python" && "$HERE/.venv/bin/python" -m pytest -v "$2" --junitxml="$OUT/$2.xml" -o junit_family=xunit1)
+  local rc=$? p f
+  read -r p f < <(junit_counts "$OUT/$2.xml")
+  count "$1" "$p" "$f" "$rc"
+}
+pytest_suite "Python psycopg 3" test_psycopg.py
+pytest_suite "Python SQLAlchemy 2" test_sqlalchemy.py
+pytest_suite "Python Django" test_django.py
+pytest_suite "Migrations: Django, psql" test_migrations.py
 
 say "Node: node-postgres (node --test)"
 (cd "$HERE/node" && node --test --test-concurrency=1 \
@@ -129,14 +134,14 @@ say "Node: node-postgres (node --test)"
    --test-reporter=junit --test-reporter-destination="$OUT/node.xml" test/)
 rc=$?
 read -r p f < <(junit_counts "$OUT/node.xml")
-count "Node (node --test)" "$p" "$f" "$rc"
+count "Node node-postgres" "$p" "$f" "$rc"
 
 say "Ruby: ActiveRecord $(ruby -e 'require "active_record"; print ActiveRecord.version' 2>/dev/null) (minitest)"
 ruby -W0 "$HERE/ruby/test_activerecord.rb" --verbose | tee "$OUT/ruby.log"
 rc=${PIPESTATUS[0]}
 read -r p f < <(sed -n 's/^\([0-9]*\) runs, [0-9]* assertions, \([0-9]*\) failures, \([0-9]*\) errors, \([0-9]*\) skips$/\1 \2 \3 \4/p' "$OUT/ruby.log" |
   awk '{ print $1 - $2 - $3 - $4, $2 + $3 + $4 } END { if (!NR) print 0, 1 }')
-count "Ruby (minitest)" "$p" "$f" "$rc"
+count "Ruby ActiveRecord" "$p" "$f" "$rc"
 
 say "Summary"
 printf '%s\n' "${SUMMARY[@]}"

@@ -25,7 +25,7 @@ def close_connections():
 
 
 class Job:
-    """What a lock held by another connection (alias "jobs": application_name "snapshot #7") looks like."""
+    """The other connection (alias "jobs") holding a lock: the pid and name its DETAIL gives."""
 
     application_name = "snapshot #7"
 

@@ -35,7 +35,8 @@ def with_short_wait(source: pathlib.Path, target: pathlib.Path):
 
 
 def manage(project, *args):
-    env = dict(os.environ, LOCKHIER_DJANGO_DB=DJANGO_DB, DJANGO_SETTINGS_MODULE="builderproject.settings")
+    env = dict(os.environ, LOCKHIER_DJANGO_DB=DJANGO_DB, DJANGO_SETTINGS_MODULE="builderproject.settings",
+               LOCKHIER_DJANGO_APPLICATION_NAME="django migrate")
     start = time.monotonic()
     done = subprocess.run([sys.executable, "manage.py", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=60)
@@ -57,11 +58,13 @@ def applied(name):
 
 def test_django_migration_waits_for_a_field_edit_then_completes(django_at_0001, hold):
     editor = hold(FIELD_EDIT, "field editor", dbname=DJANGO_DB)
-    editor.release_after(1.0)
+    watcher = editor.release_once_waited_on(at_least=1.0)
     done, took = manage(DJANGO_PROJECT, "migrate", "builder", "--no-input")
+    watcher.join()
     assert done.returncode == 0, done.stderr
     assert "Applying builder.0002_field_description... OK" in done.stdout
-    assert took > 0.9, took  # it waited for the field edit to end
+    assert editor.waiters == ["django migrate"]  # it waited for the field edit to end
+    assert took > 1, took
     assert "description" in columns(DJANGO_DB) and applied("0002_field_description")
 
 
@@ -88,7 +91,8 @@ def test_django_migration_fails_clearly_when_the_holder_outlasts_its_wait(django
 def psql_migrate(migration):
     start = time.monotonic()
     done = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-f", migration.name], cwd=migration.parent,
-                          env=dict(os.environ, PGDATABASE=SQL_DB), capture_output=True, text=True, timeout=60)
+                          env=dict(os.environ, PGDATABASE=SQL_DB, PGAPPNAME="psql migrate"),
+                          capture_output=True, text=True, timeout=60)
     return done, time.monotonic() - start
 
 
@@ -100,11 +104,13 @@ def sql_before_0002():
 
 def test_psql_migration_waits_for_a_field_edit_then_completes(sql_before_0002, hold):
     editor = hold(FIELD_EDIT, "field editor", dbname=SQL_DB)
-    editor.release_after(1.0)
+    watcher = editor.release_once_waited_on(at_least=1.0)
     done, took = psql_migrate(SQL_MIGRATION)
+    watcher.join()
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "COMMIT"
-    assert took > 0.9, took
+    assert editor.waiters == ["psql migrate"]  # it waited for the field edit to end
+    assert took > 1, took
     assert "description" in columns(SQL_DB)
 
 

@@ -32,7 +32,7 @@ end
 IMPORT_CLASSES = "ARRAY['field__deletion', 'field__type_update', 'field__incompatible_update']".freeze
 
 class LockhierActiveRecordTest < Minitest::Test
-  i_suck_and_my_tests_are_order_dependent! # readable output; each test stands alone anyway
+  def self.test_order = :alpha # readable output in a fixed order; each test stands alone anyway
 
   def teardown
     [ActiveRecord::Base, JobRecord, WorkerRecord, Observer].each { |model| model.connection_pool.disconnect! }

@@ -23,7 +23,7 @@ def database(application_name, **options):
 
 
 DATABASES = {
-    "default": database("field editor"),
+    "default": database(os.environ.get("LOCKHIER_DJANGO_APPLICATION_NAME", "field editor")),
     # A background job's own connection (a snapshot of an application, an import...).
     "jobs": database("snapshot #7"),
     # Workers on a pool of one connection (Django >= 5.1 pools with psycopg_pool).
