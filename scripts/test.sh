@@ -65,6 +65,25 @@ specs=$(cd pg_test/specs && ls *.spec | sed 's/\.spec$//')
   --load-extension=lockhier --load-extension=dblink $specs 2>&1 | tee "$OUT/isolation.log"
 count_lines "$OUT/isolation.log"
 
+# Suites with their own runner end with a line "RESULT <passed> <failed>".
+run_suite() { # title, command...
+  local title=$1 log
+  shift
+  section "$title"
+  log="$OUT/$(echo "$title" | tr -c 'a-z0-9\n' '-' | head -c 40).log"
+  "$@" 2>&1 | tee "$log"
+  local result
+  result=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$log" | tail -n 1)
+  if [ -n "$result" ]; then
+    count "$(cut -d' ' -f2 <<<"$result")" "$(cut -d' ' -f3 <<<"$result")"
+  else
+    echo "no RESULT line: the suite did not finish"
+    count 0 1
+  fi
+}
+
+run_suite "real clients: psycopg, SQLAlchemy, Django, psql, node-postgres, ActiveRecord" clients/run.sh
+
 section "README code blocks are ones the tests run"
 python3 scripts/check_docs.py | tee "$OUT/docs.log"
 count "$(grep -c '^ok ' "$OUT/docs.log")" "$(grep -c '^not ok ' "$OUT/docs.log")"

@@ -52,8 +52,12 @@ pub fn wait(wait: Option<Interval>) -> Parsed<Wait> {
     Wait::from_micros(wait.map(|w| w.as_micros()), || wait.map(|w| w.to_string()).unwrap_or_default())
 }
 
+#[track_caller]
 pub fn or_report<T>(parsed: Parsed<T>) -> T {
-    parsed.unwrap_or_else(|error| error.report())
+    match parsed {
+        Ok(value) => value,
+        Err(error) => error.report(),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -153,7 +153,9 @@ impl LockhierError {
         Some(hint.to_string())
     }
 
-    /// Raise this as a PostgreSQL ERROR. Never returns.
+    /// Raise this as a PostgreSQL ERROR. Never returns. The error's source location (shown
+    /// with `\set VERBOSITY verbose`) is where it was raised from, not this function.
+    #[track_caller]
     pub fn report(self) -> ! {
         let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), function_name!());
         if let Some(detail) = self.detail() {
