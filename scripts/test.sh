@@ -83,6 +83,8 @@ run_suite() { # title, command...
 }
 
 run_suite "real clients: psycopg, SQLAlchemy, Django, psql, node-postgres, ActiveRecord" clients/run.sh
+# Last on this cluster: it fills the lock table and SIGKILLs a backend (the server restarts).
+run_suite "reliability: invariants under load, faults, limits, bad input, privileges" reliability/run.sh
 
 section "README code blocks are ones the tests run"
 python3 scripts/check_docs.py | tee "$OUT/docs.log"

@@ -71,7 +71,14 @@ fn lock(request: Parsed<Request>, wait_for: Option<Interval>, hold: Hold, on_con
     let request = or_report(request);
     let wait_for = or_report(wait(wait_for));
     let plan = Plan::of(&request);
-    match acquire::take(&plan, hold, wait_for) {
+    if hold == Hold::Session {
+        registry::before_session_lock();
+    }
+    let taken = acquire::take(&plan, hold, wait_for);
+    if taken.is_err() && hold == Hold::Session {
+        registry::after_refused_session_lock();
+    }
+    match taken {
         Ok(()) => {
             drop(plan);
             registry::record(request, hold);

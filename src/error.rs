@@ -69,6 +69,7 @@ pub enum LockhierError {
 pub struct RowConflict {
     /// The table as `regclass` shows it.
     pub table: String,
+    /// The key column, quoted where it needs to be.
     pub column: String,
     pub mode: RowMode,
     /// One entry per process found holding some of the rows.

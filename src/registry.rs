@@ -32,10 +32,6 @@ thread_local! {
 pub fn record(request: Request, hold: Hold) {
     match hold {
         Hold::Session => {
-            forget_session_requests_released_behind_our_back();
-            if REGISTRY.with_borrow(|r| r.session.is_empty()) {
-                lockmgr::take_sentinel();
-            }
             REGISTRY.with_borrow_mut(|r| *r.session.entry(request).or_default() += 1);
         }
         Hold::Transaction => {
@@ -43,6 +39,22 @@ pub fn record(request: Request, hold: Hold) {
             let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
             REGISTRY.with_borrow_mut(|r| r.transaction.push((request, subxact)));
         }
+    }
+}
+
+/// Called before a session request is taken: the sentinel must be held before any lock of the
+/// request, so that a full lock table refuses the sentinel while nothing else is taken yet.
+pub fn before_session_lock() {
+    forget_session_requests_released_behind_our_back();
+    if !lockmgr::sentinel_held() {
+        lockmgr::take_sentinel();
+    }
+}
+
+/// Called when a session request was refused: no session request, no sentinel.
+pub fn after_refused_session_lock() {
+    if REGISTRY.with_borrow(|r| r.session.is_empty()) {
+        lockmgr::drop_sentinel();
     }
 }
 

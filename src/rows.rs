@@ -161,7 +161,7 @@ fn lock(
             Err(LockhierError::RowConflict(Box::new(RowConflict {
                 lockers: lockers(&target, ids),
                 table: target.shown,
-                column: target.column,
+                column: target.column_sql,
                 mode,
                 waited,
             })))

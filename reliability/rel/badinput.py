@@ -5,7 +5,6 @@ the same session must show an empty lockhier.held() and no advisory lock in pg_l
 session_* families that is the real test (a session lock would survive the error's abort).
 """
 
-import psycopg
 
 from .harness import connect, error_of, one, sqlstate, describe_error, close_quietly, advisory_count
 

@@ -110,7 +110,7 @@ def describe_error(exc):
         return "no error"
     diag = getattr(exc, "diag", None)
     msg = diag.message_primary if diag is not None and diag.message_primary else str(exc).strip()
-    return f"{sqlstate(exc)} {msg}"
+    return " ".join(f"{sqlstate(exc)} {msg}".split())
 
 
 def wait_until(predicate, timeout, interval=0.02):

@@ -171,5 +171,73 @@ def run(res):
                   f"released {released}, left {left}")
         problems = healthy(other, conn)
         res.check("limits: healthy again after the session variant", not problems, "; ".join(problems))
+
+        boundary(res)
+        problems = healthy(other, conn)
+        res.check("limits: healthy again after the boundary scan", not problems, "; ".join(problems))
     finally:
         close_quietly(conn, other)
+
+
+def boundary(res):
+    """A session request refused for lack of lock-table space takes nothing, even at the exact
+    boundary. Another transaction fills the lock table with plain advisory locks (one entry
+    each) to k entries, for k going down one at a time from the most that fit, and a fresh
+    session then asks for one session request; every refusal (53200) must leave that session
+    with no advisory lock and an empty held(). Going down one entry at a time makes the scan
+    pass the point where the request's plan fits but nothing more does."""
+    filler = connect("rel-limits-filler")
+    try:
+        filler.notices.clear()
+        filler.execute("BEGIN")
+        filler.execute("""
+            DO $$
+            DECLARE n int := 0;
+            BEGIN
+              BEGIN
+                FOR i IN 1..200000 LOOP PERFORM pg_advisory_xact_lock(i); n := n + 1; END LOOP;
+              EXCEPTION WHEN out_of_memory THEN
+              END;
+              RAISE NOTICE 'rel-kmax %', n;
+            END $$""")
+        filler.execute("ROLLBACK")
+        kmax = int(filler.notices[-1].message_primary.split()[1])
+        for fn in ("session_lock_field", "try_session_lock_field"):
+            leaks, refusals, granted_at, odd = [], 0, None, []
+            for k in range(kmax, kmax - 100, -1):
+                victim = connect("rel-limits-boundary")     # connecting needs lock-table space too
+                try:
+                    one(victim, "SELECT count(*) FROM lockhier.held()")
+                    one(victim, "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()")
+                    filler.execute("BEGIN")
+                    exc, _ = error_of(filler, f"SELECT count(pg_advisory_xact_lock(i)) FROM generate_series(1, {k}) i")
+                    if exc is not None:
+                        filler.execute("ROLLBACK")
+                        continue
+                    exc, got = error_of(victim, f"SELECT lockhier.{fn}(5, 5, 5, 'y')")
+                    filler.execute("ROLLBACK")
+                    locks = one(victim, "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'")
+                    held = one(victim, "SELECT count(*) FROM lockhier.held()")
+                    # lock functions return void ('' here), try functions true or false
+                    if exc is None and (got == [(True,)] or not fn.startswith("try_")):
+                        granted_at = k
+                        one(victim, "SELECT lockhier.session_unlock_all()")
+                        break
+                    refusals += 1
+                    if sqlstate(exc) != "53200":
+                        odd.append(f"k={k}: {describe_error(exc) if exc else got}")
+                    if locks or held:
+                        leaks.append(f"k={k}: {describe_error(exc) if exc else got}, yet {locks} advisory "
+                                     f"locks held, held() {held} rows, session_unlock_all() "
+                                     f"{one(victim, 'SELECT lockhier.session_unlock_all()')}")
+                        victim.execute("SELECT pg_advisory_unlock_all()")
+                finally:
+                    close_quietly(victim)
+            res.check(f"limits: {fn} refused with 53200 at the lock-table boundary takes nothing "
+                      "(another transaction holds k plain advisory locks, k going down one at a time)",
+                      granted_at is not None and refusals > 0 and not leaks and not odd,
+                      (f"{refusals} refusals from k={kmax} down, granted at k={granted_at}"
+                       if granted_at is not None else "never granted")
+                      + ("" if not (leaks or odd) else ": " + "; ".join((leaks + odd)[:3])))
+    finally:
+        close_quietly(filler)

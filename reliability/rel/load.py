@@ -207,7 +207,15 @@ class Worker:
             rec.t_rel1 = t_rel1
 
     def session(self):
+        # Sometimes the session lock is taken inside a transaction that then ends (commit or
+        # rollback): a session lock outlives it either way.
+        wrapped = self.rng.random() < 0.2
+        if wrapped:
+            self.conn.execute("BEGIN")
         rec = self.attempt("session")
+        if wrapped:
+            ok = rec.granted or (rec.outcome == "refused" and rec.variant == "try")
+            self.conn.execute(self.rng.choice(["COMMIT", "ROLLBACK"]) if ok else "ROLLBACK")
         if not rec.granted:
             return
         if self.rng.random() < 0.3:
