@@ -71,13 +71,10 @@ fn lock(request: Parsed<Request>, wait_for: Option<Interval>, hold: Hold, on_con
     let request = or_report(request);
     let wait_for = or_report(wait(wait_for));
     let plan = Plan::of(&request);
-    if hold == Hold::Session {
-        registry::before_session_lock();
-    }
-    let taken = acquire::take(&plan, hold, wait_for);
-    if taken.is_err() && hold == Hold::Session {
-        registry::after_refused_session_lock();
-    }
+    let taken = match hold {
+        Hold::Transaction => acquire::take(&plan, hold, wait_for),
+        Hold::Session => take_session(&plan, wait_for),
+    };
     match taken {
         Ok(()) => {
             drop(plan);
@@ -91,6 +88,22 @@ fn lock(request: Parsed<Request>, wait_for: Option<Interval>, hold: Hold, on_con
             LockhierError::Conflict(Box::new(Conflict { request, blockers, waited })).report()
         }
     }
+}
+
+/// A session request, with the sentinel lock the registry needs (see `registry`) held before
+/// the request's first lock and given back if the request is refused or raises.
+fn take_session(plan: &Plan, wait_for: Wait) -> Result<(), Refused> {
+    registry::before_session_lock();
+    let taken = PgTryBuilder::new(|| acquire::take(plan, Hold::Session, wait_for))
+        .catch_others(|error| {
+            registry::after_refused_session_lock();
+            error.rethrow()
+        })
+        .execute();
+    if taken.is_err() {
+        registry::after_refused_session_lock();
+    }
+    taken
 }
 
 /// The body of every `session_unlock_*`.
