@@ -18,6 +18,7 @@ mod plan;
 #[cfg(test)]
 mod plan_timing;
 mod registry;
+mod rowcache;
 mod rows;
 mod subxact;
 mod tuplelock;
@@ -30,6 +31,7 @@ extension_sql_file!("../sql/rows.sql", name = "rows_sql");
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     registry::install_callbacks();
+    rowcache::install_callbacks();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -3,7 +3,9 @@
 //! progress" errors as the advisory API.
 //!
 //! The statement runs through SPI as the calling user (the functions are not SECURITY
-//! DEFINER), so PostgreSQL's own privilege and row-security checks apply. Identifiers are
+//! DEFINER), so PostgreSQL's own privilege and row-security checks apply. Each session
+//! prepares it once per table, key column, strength and ids type (see `rowcache`); a saved
+//! plan is still checked against the caller's privileges each time it runs. Identifiers are
 //! quoted by `format('%I')` and the ids travel as a parameter, never as text. The SQL
 //! declarations live in `sql/rows.sql`, where `regclass`, `anyarray` and `name` are spelled out.
 
@@ -12,10 +14,13 @@ use crate::api::wait;
 use crate::error::{LockhierError, RowConflict, RowLocker};
 use crate::lockmgr;
 use crate::model::{required, RowMode, Wait};
+use crate::rowcache;
 use crate::subxact::{self, LockTimeoutOverride};
 use crate::tuplelock;
 use pgrx::datum::{AnyArray, DatumWithOid};
 use pgrx::pg_sys::panic::CaughtError;
+use pgrx::pg_sys::PgOid;
+use pgrx::spi::SpiError;
 use pgrx::prelude::*;
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -53,7 +58,7 @@ fn try_lock_rows(
 }
 
 /// The table and key column a call locks rows of.
-struct Target {
+pub struct Target {
     /// `"My App"."Field Rows"`, for the statement.
     qualified: String,
     /// As `regclass` shows it, for messages.
@@ -87,6 +92,17 @@ SELECT format('%I.%I', n.nspname, c.relname),
  WHERE c.oid = $1";
 
 impl Target {
+    /// `SELECT count(*) FROM (SELECT FROM <table> WHERE <column> = ANY($1) FOR <mode>) ...`
+    fn locking_statement(&self, mode: RowMode, nowait: bool) -> String {
+        format!(
+            "SELECT count(*) FROM (SELECT FROM {} WHERE {} = ANY($1) FOR {}{}) AS locked",
+            self.qualified,
+            self.column_sql,
+            mode.name().to_ascii_uppercase(),
+            if nowait { " NOWAIT" } else { "" },
+        )
+    }
+
     fn resolve(rel: pg_sys::Oid, key_column: Option<String>) -> Result<Target, LockhierError> {
         let asked = key_column.clone();
         let row = Spi::connect(|client| {
@@ -134,15 +150,11 @@ fn lock(
     let mode = RowMode::parse(required(mode, "mode")?)?;
     let wait_for = wait(wait_for)?;
     let key_column = key_column.map(|c| c.to_string_lossy().into_owned());
-    let target = Target::resolve(rel, key_column)?;
+    let target_key = (rel, key_column);
+    let target = rowcache::target(&target_key, || Target::resolve(rel, target_key.1.clone()))?;
 
-    let statement = format!(
-        "SELECT count(*) FROM (SELECT FROM {} WHERE {} = ANY($1) FOR {}{}) AS locked",
-        target.qualified,
-        target.column_sql,
-        mode.name().to_ascii_uppercase(),
-        if wait_for == Wait::No { " NOWAIT" } else { "" },
-    );
+    let nowait = wait_for == Wait::No;
+    let statement_key = (mode.name(), nowait, ids.oid());
     let started = Instant::now();
     let outcome = subxact::in_subtransaction(|| {
         let _limit = match wait_for {
@@ -150,7 +162,11 @@ fn lock(
             Wait::No | Wait::Unbounded => None,
         };
         Spi::connect_mut(|client| {
-            client.update(statement.as_str(), None, &[ids_arg(ids)])?.first().get_one::<i64>()
+            let statement = rowcache::statement(&target_key, statement_key, || {
+                let sql = target.locking_statement(mode, nowait);
+                Ok::<_, SpiError>(client.prepare_mut(sql.as_str(), &[PgOid::from(ids.oid())])?.keep())
+            })?;
+            client.update(&*statement, None, &[ids_arg(ids)])?.first().get_one::<i64>()
         })
     });
     match outcome {
@@ -160,8 +176,8 @@ fn lock(
             let waited = (wait_for != Wait::No).then(|| started.elapsed());
             Err(LockhierError::RowConflict(Box::new(RowConflict {
                 lockers: lockers(&target, ids),
-                table: target.shown,
-                column: target.column_sql,
+                table: target.shown.clone(),
+                column: target.column_sql.clone(),
                 mode,
                 waited,
             })))
@@ -170,9 +186,9 @@ fn lock(
         Err(error) if sqlstate(&error) == Some(PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION) => {
             Err(LockhierError::IdsTypeMismatch {
                 ids_type: type_name(ids.oid()),
-                column: target.column,
-                column_type: target.column_type,
-                table: target.shown,
+                column: target.column.clone(),
+                column_type: target.column_type.clone(),
+                table: target.shown.clone(),
             })
         }
         Err(error) => error.rethrow(),

@@ -143,4 +143,32 @@ mod tests {
         assert_eq!(one::<i64>("SELECT lockhier.lock_rows('shared_rows', ARRAY[1, 4, 5])"), 3, "still usable");
         other("ROLLBACK");
     }
+
+    #[pg_test]
+    fn what_the_session_remembers_follows_ddl() {
+        run("CREATE SCHEMA builder");
+        run("CREATE TABLE builder.fields (id int PRIMARY KEY, table_id int)");
+        run("INSERT INTO builder.fields SELECT i, i % 3 FROM generate_series(1, 9) i");
+        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('builder.fields', ARRAY[1, 2])"), 2);
+        run("ALTER TABLE builder.fields RENAME COLUMN id TO field_id");
+        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('builder.fields', ARRAY[1, 2])"), 2, "the renamed primary key");
+        run("ALTER SCHEMA builder RENAME TO app_builder");
+        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[3])"), 1, "the renamed schema");
+        run("ALTER TABLE app_builder.fields DROP CONSTRAINT fields_pkey");
+        assert_eq!(
+            error_of("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[3])"),
+            "22023 table app_builder.fields has no primary key"
+        );
+        run("ALTER TABLE app_builder.fields ADD PRIMARY KEY (table_id, field_id)");
+        assert_eq!(
+            error_of("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[3])"),
+            "22023 the primary key of table app_builder.fields has 2 columns (table_id, field_id)"
+        );
+        run("ALTER TABLE app_builder.fields ALTER COLUMN table_id TYPE text");
+        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('app_builder.fields', ARRAY['0'], key_column => 'table_id')"), 3);
+        assert_eq!(
+            error_of("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[0], key_column => 'table_id')"),
+            "42804 ids of type integer[] cannot be compared with column \"table_id\" (text) of table app_builder.fields"
+        );
+    }
 }

@@ -1,0 +1,113 @@
+//! What this session already knows about `lock_rows` targets: what a relation and key column
+//! resolve to, and the prepared locking statements, so that a repeated call reads no catalog
+//! and plans nothing. DDL on a relation (a relcache invalidation) forgets what is known about
+//! it; a change to any schema (a rename moves qualified names) forgets everything.
+
+use crate::rows::Target;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A relation and the key column asked for (`None`: its primary key's).
+pub type TargetKey = (pg_sys::Oid, Option<String>);
+
+/// What a locking statement depends on besides its target: the lock strength (as in
+/// `FOR <name>`), whether it is NOWAIT, and the type of the ids array.
+pub type StatementKey = (&'static str, bool, pg_sys::Oid);
+
+struct Entry {
+    target: Rc<Target>,
+    statements: HashMap<StatementKey, Rc<OwnedPreparedStatement>>,
+}
+
+enum Invalidated {
+    Relations(Vec<pg_sys::Oid>),
+    Everything,
+}
+
+thread_local! {
+    static ENTRIES: RefCell<HashMap<TargetKey, Entry>> = RefCell::new(HashMap::new());
+    static INVALIDATED: RefCell<Invalidated> = const { RefCell::new(Invalidated::Relations(Vec::new())) };
+}
+
+/// The target for `key`, resolved by `resolve` the first time.
+pub fn target<E>(key: &TargetKey, resolve: impl FnOnce() -> Result<Target, E>) -> Result<Rc<Target>, E> {
+    forget_invalidated();
+    if let Some(target) = ENTRIES.with_borrow(|e| e.get(key).map(|entry| entry.target.clone())) {
+        return Ok(target);
+    }
+    let target = Rc::new(resolve()?);
+    let entry = Entry { target: target.clone(), statements: HashMap::new() };
+    ENTRIES.with_borrow_mut(|e| e.insert(key.clone(), entry));
+    Ok(target)
+}
+
+/// The statement for (`target`, `statement`), prepared by `prepare` the first time.
+pub fn statement<E>(
+    target: &TargetKey,
+    statement: StatementKey,
+    prepare: impl FnOnce() -> Result<OwnedPreparedStatement, E>,
+) -> Result<Rc<OwnedPreparedStatement>, E> {
+    let known = ENTRIES.with_borrow(|e| {
+        e.get(target).and_then(|entry| entry.statements.get(&statement).cloned())
+    });
+    if let Some(known) = known {
+        return Ok(known);
+    }
+    let prepared = Rc::new(prepare()?);
+    ENTRIES.with_borrow_mut(|e| {
+        if let Some(entry) = e.get_mut(target) {
+            entry.statements.insert(statement, prepared.clone());
+        }
+    });
+    Ok(prepared)
+}
+
+/// Drop what invalidations made stale. Plans are freed here, outside the callbacks, which
+/// must not do such work.
+fn forget_invalidated() {
+    let invalidated = INVALIDATED.with_borrow_mut(|i| {
+        std::mem::replace(i, Invalidated::Relations(Vec::new()))
+    });
+    let stale: Vec<Entry> = ENTRIES.with_borrow_mut(|entries| match invalidated {
+        Invalidated::Everything => entries.drain().map(|(_, entry)| entry).collect(),
+        Invalidated::Relations(relids) if relids.is_empty() => Vec::new(),
+        Invalidated::Relations(relids) => {
+            let keys: Vec<TargetKey> =
+                entries.keys().filter(|(relid, _)| relids.contains(relid)).cloned().collect();
+            keys.iter().filter_map(|key| entries.remove(key)).collect()
+        }
+    });
+    drop(stale);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relation_change(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    INVALIDATED.with_borrow_mut(|i| match i {
+        Invalidated::Relations(_) if relid == pg_sys::InvalidOid => *i = Invalidated::Everything,
+        Invalidated::Relations(relids) => relids.push(relid),
+        Invalidated::Everything => {}
+    });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_schema_change(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    INVALIDATED.with_borrow_mut(|i| *i = Invalidated::Everything);
+}
+
+/// Called once from `_PG_init`.
+pub fn install_callbacks() {
+    // SAFETY: registering callbacks that live as long as the loaded library, which is never
+    // unloaded; they only note what became stale.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relation_change), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(on_schema_change),
+            pg_sys::Datum::from(0),
+        );
+    }
+}
