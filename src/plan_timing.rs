@@ -67,6 +67,9 @@ fn plan_timing() {
     )
     .unwrap();
 
+    // libtest has printed "test plan_timing::plan_timing ... " without a newline: end that line.
+    println!();
+
     // Sanity: the shapes timed are the ones the design describes.
     let sample = Request { node: Node::field(7, 12, 99), classes: update.clone(), mode: Mode::Exclusive };
     assert_eq!(Plan::of(&sample).steps().len(), 8);
