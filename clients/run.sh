@@ -3,6 +3,7 @@
 # psql, each against a running PostgreSQL 15 with lockhier installed.
 #
 #   PGHOST=... PGPORT=... PGUSER=postgres clients/run.sh
+#   clients/run.sh --install-only      only the dependencies (scripts/setup.sh runs this)
 #
 # Installs what is missing (pinned: python/requirements.txt into clients/.venv,
 # node/package-lock.json into node/node_modules, Debian's ruby-activerecord and ruby-pg),
@@ -12,7 +13,9 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE"
-: "${PGHOST:?PGHOST must point at the cluster}" "${PGPORT:?}" "${PGUSER:?}"
+INSTALL_ONLY=0
+[ "${1:-}" = "--install-only" ] && INSTALL_ONLY=1
+[ "$INSTALL_ONLY" = 1 ] || : "${PGHOST:?PGHOST must point at the cluster}" "${PGPORT:?}" "${PGUSER:?}"
 export PGHOST PGPORT PGUSER
 # The DETAILs the tests read must not carry a Rust backtrace from the caller's environment.
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE PGDATABASE PGOPTIONS PGAPPNAME
@@ -63,6 +66,7 @@ install_ruby() {
 install_python || die "could not install the Python packages"
 install_node || die "could not install the node packages"
 install_ruby || die "could not install ruby-activerecord"
+[ "$INSTALL_ONLY" = 1 ] && exit 0
 command -v psql >/dev/null || die "psql not found"
 
 # ---------------------------------------------------------------- databases

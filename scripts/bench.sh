@@ -40,7 +40,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 started=$(date +%s)
 
 # ---------------------------------------------------------------- what it needs
-bash scripts/setup.sh
+LOCKHIER_SETUP_CLIENTS=0 bash scripts/setup.sh
 command -v pg_config >/dev/null || { echo "pg_config not found" >&2; exit 1; }
 PGBIN=$(pg_config --bindir)
 [ -x "$PGBIN/pgbench" ] || { echo "pgbench not found in $PGBIN" >&2; exit 1; }

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+LOCKHIER_SETUP_CLIENTS=0 bash scripts/setup.sh
 echo "[demo] building and installing lockhier (release)..."
 cargo pgrx install --release --pg-config "$(command -v pg_config)" >/dev/null 2>&1 \
   || cargo pgrx install --release --pg-config "$(command -v pg_config)"

@@ -29,3 +29,11 @@ if ! grep -qs '^pg15 *= *"/usr/bin/pg_config"' "${PGRX_HOME:-$HOME/.pgrx}/config
   log "pointing pgrx at the system PostgreSQL 15"
   cargo pgrx init --pg15 /usr/bin/pg_config >/dev/null
 fi
+
+# The client suites' pinned packages (PyPI, npm, Debian's ActiveRecord), for make test.
+if [ "${LOCKHIER_SETUP_CLIENTS:-1}" = 1 ]; then
+  bash "$(dirname "$0")/../clients/run.sh" --install-only >/dev/null || {
+    echo "[setup] installing the client suites' packages failed" >&2
+    exit 1
+  }
+fi
