@@ -60,12 +60,7 @@ pub fn take(plan: &Plan, hold: Hold, wait: Wait) -> Result<(), Refused> {
     .execute()
 }
 
-fn refuse(
-    steps: &[Step],
-    taken: &Cell<usize>,
-    hold: Hold,
-    waited: Option<Duration>,
-) -> Result<(), Refused> {
+fn refuse(steps: &[Step], taken: &Cell<usize>, hold: Hold, waited: Option<Duration>) -> Result<(), Refused> {
     release(&steps[..taken.replace(0)], hold);
     Err(Refused { waited })
 }

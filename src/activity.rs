@@ -57,8 +57,7 @@ pub fn backends(pids: &[i32]) -> HashMap<i32, Backend> {
             let details = visible.then(|| BackendDetails {
                 client_addr: client_addr(&status.st_clientaddr),
                 state: state_name(status.st_state),
-                xact_start: (status.st_xact_start_timestamp != 0)
-                    .then_some(status.st_xact_start_timestamp),
+                xact_start: (status.st_xact_start_timestamp != 0).then_some(status.st_xact_start_timestamp),
             });
             found.insert(
                 status.st_procpid,

@@ -57,7 +57,9 @@ pub enum LockhierError {
     #[error("the primary key of table {table} has {} columns ({})", .columns.len(), .columns.join(", "))]
     CompositePrimaryKey { table: String, columns: Vec<String> },
 
-    #[error("ids of type {ids_type} cannot be compared with column \"{column}\" ({column_type}) of table {table}")]
+    #[error(
+        "ids of type {ids_type} cannot be compared with column \"{column}\" ({column_type}) of table {table}"
+    )]
     IdsTypeMismatch { ids_type: String, column: String, column_type: String, table: String },
 
     #[error("operation in progress: cannot lock {}", .0.what())]
@@ -101,11 +103,16 @@ impl LockhierError {
         use LockhierError::*;
         match self {
             NullArgument(_) | NullPathElement => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            UnknownMode(_) | InvalidClass { .. } | EmptyClasses | NullClassElement
-            | TooManyClasses(_) | NegativeWait(_) | PathTooLong(_) | UnknownRowMode(_)
-            | NoPrimaryKey(_) | CompositePrimaryKey { .. } => {
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-            }
+            UnknownMode(_)
+            | InvalidClass { .. }
+            | EmptyClasses
+            | NullClassElement
+            | TooManyClasses(_)
+            | NegativeWait(_)
+            | PathTooLong(_)
+            | UnknownRowMode(_)
+            | NoPrimaryKey(_)
+            | CompositePrimaryKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
             IdsTypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -178,9 +185,7 @@ impl Conflict {
     fn detail(&self) -> String {
         let mut detail = String::new();
         if self.blockers.is_empty() {
-            detail.push_str(
-                "The conflicting lock was released before its holder could be identified.",
-            );
+            detail.push_str("The conflicting lock was released before its holder could be identified.");
         } else {
             detail.push_str("Blocked by ");
             for (i, blocker) in self.blockers.iter().enumerate() {

@@ -34,8 +34,7 @@ pub fn find(plan: &Plan) -> Vec<Blocker> {
         for entry in entries.iter().filter(|e| e.key == step.key && e.pid != me) {
             let held = strongest_conflicting(entry.held, step.mode);
             let awaited = entry.awaited.filter(|&m| step.mode.conflicts_with_any(1 << m));
-            let Some((mode, granted)) = held.map(|m| (m, true)).or(awaited.map(|m| (m, false)))
-            else {
+            let Some((mode, granted)) = held.map(|m| (m, true)).or(awaited.map(|m| (m, false))) else {
                 continue;
             };
             if blockers.iter().any(|b| b.pid == entry.pid) {
@@ -154,7 +153,10 @@ mod tests {
             describe_conflict(&Target { node: Node::application(7), kind: KeyKind::All }, 5),
             "a share lock on all classes for application 7"
         );
-        assert_eq!(describe_conflict(&on(KeyKind::All), 3), "an exclusive lock within table 12 (application 7)");
+        assert_eq!(
+            describe_conflict(&on(KeyKind::All), 3),
+            "an exclusive lock within table 12 (application 7)"
+        );
         assert_eq!(
             describe_conflict(&on(KeyKind::ShareMarker), 3),
             "an exclusive lock on all classes for something inside table 12 (application 7)"

@@ -84,7 +84,10 @@ pub fn blocker_rows(request: Result<Request, LockhierError>, wait_for: Option<In
                 blocker.lock_mode.to_string(),
                 blocker.key,
                 blocker.granted,
-                details.as_ref().and_then(|d| d.xact_start).and_then(|t| TimestampWithTimeZone::try_from(t).ok()),
+                details
+                    .as_ref()
+                    .and_then(|d| d.xact_start)
+                    .and_then(|t| TimestampWithTimeZone::try_from(t).ok()),
                 details.as_ref().and_then(|d| d.xact_age()).and_then(|age| Interval::try_from(age).ok()),
                 details.as_ref().and_then(|d| d.state).map(str::to_string),
                 blocker.describe(),

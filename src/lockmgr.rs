@@ -48,8 +48,7 @@ pub fn try_lock(key: i64, mode: LockMode, hold: Hold) -> bool {
     let tag = advisory_tag(key);
     // SAFETY: `tag` is a valid advisory LOCKTAG that LockAcquire only reads; with dontWait the
     // call never sleeps, and an ERROR it raises becomes a Rust panic at pgrx's FFI guard.
-    let result =
-        unsafe { pg_sys::LockAcquire(&tag, mode.number().into(), hold == Hold::Session, true) };
+    let result = unsafe { pg_sys::LockAcquire(&tag, mode.number().into(), hold == Hold::Session, true) };
     result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
@@ -91,9 +90,9 @@ pub fn lock_waiting(
         pg_sys::check_for_interrupts!();
         let rehomed = match hold {
             Hold::Session => try_lock(key, mode, Hold::Session),
-            Hold::Transaction => subxact::with_resource_owner(caller, || {
-                try_lock(key, mode, Hold::Transaction)
-            }),
+            Hold::Transaction => {
+                subxact::with_resource_owner(caller, || try_lock(key, mode, Hold::Transaction))
+            }
         };
         assert!(rehomed, "a lock this backend holds is always available to it");
         unlock(key, mode, Hold::Transaction);
@@ -196,9 +195,7 @@ fn for_each_lock(mut visit: impl FnMut(&pg_sys::LockInstanceData)) {
     unsafe {
         let data = pg_sys::GetLockStatusData();
         if (*data).nelements > 0 {
-            std::slice::from_raw_parts((*data).locks, (*data).nelements as usize)
-                .iter()
-                .for_each(&mut visit);
+            std::slice::from_raw_parts((*data).locks, (*data).nelements as usize).iter().for_each(&mut visit);
         }
         if !(*data).locks.is_null() {
             pg_sys::pfree((*data).locks.cast());

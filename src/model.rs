@@ -206,9 +206,7 @@ impl Classes {
     }
 
     /// `None` elements are SQL NULLs. Duplicates merge; `all` beside other classes means `all`.
-    pub fn parse_many<'a>(
-        raw: impl IntoIterator<Item = Option<&'a str>>,
-    ) -> Result<Classes, LockhierError> {
+    pub fn parse_many<'a>(raw: impl IntoIterator<Item = Option<&'a str>>) -> Result<Classes, LockhierError> {
         let mut names = Vec::new();
         for element in raw {
             let class = ClassName::parse(element.ok_or(LockhierError::NullClassElement)?)?;
@@ -246,9 +244,7 @@ impl Classes {
 
     #[cfg(test)]
     pub fn overlaps(&self, other: &Classes) -> bool {
-        self.is_all()
-            || other.is_all()
-            || self.names().iter().any(|class| other.names().contains(class))
+        self.is_all() || other.is_all() || self.names().iter().any(|class| other.names().contains(class))
     }
 }
 
@@ -423,10 +419,7 @@ mod tests {
     #[test]
     fn class_lists_merge_duplicates_and_absorb_into_all() {
         let many = |raw: &[Option<&str>]| Classes::parse_many(raw.iter().copied());
-        assert_eq!(
-            many(&[Some("b"), Some("A"), Some("b")]).unwrap().to_string(),
-            "\"a\", \"b\""
-        );
+        assert_eq!(many(&[Some("b"), Some("A"), Some("b")]).unwrap().to_string(), "\"a\", \"b\"");
         assert_eq!(many(&[Some("x"), Some("X")]).unwrap(), Classes::parse_one("x").unwrap());
         assert_eq!(many(&[Some("x"), Some("All")]).unwrap(), Classes::All);
         assert!(matches!(many(&[]), Err(LockhierError::EmptyClasses)));

@@ -19,11 +19,8 @@ pub struct Step<'r> {
 /// exclusive mode does), so plans that size live on the stack.
 pub const MAX_SINGLE_CLASS_STEPS: usize = 10;
 
-const PLACEHOLDER: Step<'static> = Step {
-    target: Target { node: Node::GLOBAL, kind: KeyKind::All },
-    mode: LockMode::RowShare,
-    key: 0,
-};
+const PLACEHOLDER: Step<'static> =
+    Step { target: Target { node: Node::GLOBAL, kind: KeyKind::All }, mode: LockMode::RowShare, key: 0 };
 
 /// The steps of a request, root to leaf; per node: `all`, the markers, the classes sorted.
 /// That one order for every request keeps waits short and deadlocks between requests rare.
@@ -50,8 +47,7 @@ fn main_mode(mode: Mode) -> LockMode {
 
 impl<'r> Plan<'r> {
     pub fn of(request: &'r Request) -> Plan<'r> {
-        let mut plan =
-            Plan { inline: [PLACEHOLDER; MAX_SINGLE_CLASS_STEPS], len: 0, spilled: Vec::new() };
+        let mut plan = Plan { inline: [PLACEHOLDER; MAX_SINGLE_CLASS_STEPS], len: 0, spilled: Vec::new() };
         let node = request.node;
         let intent = intention(request.mode);
         match &request.classes {
@@ -118,9 +114,7 @@ mod tests {
 
     /// Whether two holders of these plans would block each other in the lock manager.
     pub fn plans_conflict(a: &Plan, b: &Plan) -> bool {
-        a.steps()
-            .iter()
-            .any(|x| b.steps().iter().any(|y| x.key == y.key && x.mode.conflicts_with(y.mode)))
+        a.steps().iter().any(|x| b.steps().iter().any(|y| x.key == y.key && x.mode.conflicts_with(y.mode)))
     }
 
     /// The tree of the issue: global, 2 applications, 2 tables each, 2 fields each (15 nodes).
@@ -177,8 +171,17 @@ mod tests {
 
     #[test]
     fn multi_class_plans_agree_with_the_oracle_on_every_pair() {
-        let sets: &[&[&str]] =
-            &[&["all"], &["a"], &["b"], &["c"], &["a", "b"], &["a", "c"], &["b", "c"], &["a", "b", "c"], &["a", "all"]];
+        let sets: &[&[&str]] = &[
+            &["all"],
+            &["a"],
+            &["b"],
+            &["c"],
+            &["a", "b"],
+            &["a", "c"],
+            &["b", "c"],
+            &["a", "b", "c"],
+            &["a", "all"],
+        ];
         let requests = requests(sets);
         assert_eq!(assert_agrees_with_oracle(&requests), 270 * 270);
     }
@@ -198,8 +201,7 @@ mod tests {
         for a in &requests {
             for b in &requests {
                 let (pa, pb) = (without_markers(a), without_markers(b));
-                let conflict =
-                    pa.iter().any(|x| pb.iter().any(|y| x.0 == y.0 && x.1.conflicts_with(y.1)));
+                let conflict = pa.iter().any(|x| pb.iter().any(|y| x.0 == y.0 && x.1.conflicts_with(y.1)));
                 if conflict != a.conflicts_with(b) {
                     assert!(!conflict, "intention locks alone never over-lock");
                     wrong += 1;

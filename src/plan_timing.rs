@@ -80,7 +80,8 @@ fn plan_timing() {
         "plan field, one class, exclusive (8 keys)",
         time(|i| {
             let (a, t, f) = ids(i);
-            let request = Request { node: Node::field(a, t, f), classes: update.clone(), mode: Mode::Exclusive };
+            let request =
+                Request { node: Node::field(a, t, f), classes: update.clone(), mode: Mode::Exclusive };
             checksum(&Plan::of(black_box(&request)))
         }),
     );
@@ -88,7 +89,8 @@ fn plan_timing() {
         "plan field, all, exclusive (10 keys)",
         time(|i| {
             let (a, t, f) = ids(i);
-            let request = Request { node: Node::field(a, t, f), classes: Classes::All, mode: Mode::Exclusive };
+            let request =
+                Request { node: Node::field(a, t, f), classes: Classes::All, mode: Mode::Exclusive };
             checksum(&Plan::of(black_box(&request)))
         }),
     );

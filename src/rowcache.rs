@@ -51,9 +51,8 @@ pub fn statement<E>(
     statement: StatementKey,
     prepare: impl FnOnce() -> Result<OwnedPreparedStatement, E>,
 ) -> Result<Rc<OwnedPreparedStatement>, E> {
-    let known = ENTRIES.with_borrow(|e| {
-        e.get(target).and_then(|entry| entry.statements.get(&statement).cloned())
-    });
+    let known =
+        ENTRIES.with_borrow(|e| e.get(target).and_then(|entry| entry.statements.get(&statement).cloned()));
     if let Some(known) = known {
         return Ok(known);
     }
@@ -69,9 +68,8 @@ pub fn statement<E>(
 /// Drop what invalidations made stale. Plans are freed here, outside the callbacks, which
 /// must not do such work.
 fn forget_invalidated() {
-    let invalidated = INVALIDATED.with_borrow_mut(|i| {
-        std::mem::replace(i, Invalidated::Relations(Vec::new()))
-    });
+    let invalidated =
+        INVALIDATED.with_borrow_mut(|i| std::mem::replace(i, Invalidated::Relations(Vec::new())));
     let stale: Vec<Entry> = ENTRIES.with_borrow_mut(|entries| match invalidated {
         Invalidated::Everything => entries.drain().map(|(_, entry)| entry).collect(),
         Invalidated::Relations(relids) if relids.is_empty() => Vec::new(),

@@ -5,18 +5,14 @@ mod tests {
 
     #[pg_test]
     fn every_lock_function_exists_in_both_overloads_and_is_not_strict() {
-        let counted: i64 = one(
-            "SELECT count(*) FROM pg_proc
+        let counted: i64 = one("SELECT count(*) FROM pg_proc
               WHERE pronamespace = 'lockhier'::regnamespace
                 AND proname ~ '^(try_)?(session_)?(lock|unlock)_(global|application|table|field)$'
-                AND NOT proisstrict AND provolatile = 'v' AND proparallel = 'u'",
-        );
+                AND NOT proisstrict AND provolatile = 'v' AND proparallel = 'u'");
         // 4 levels x (lock, try_lock, session_lock, try_session_lock, session_unlock) x 2.
         assert_eq!(counted, 40);
-        let strict: i64 = one(
-            "SELECT count(*) FROM pg_proc
-              WHERE pronamespace = 'lockhier'::regnamespace AND proisstrict AND pronargs > 0",
-        );
+        let strict: i64 = one("SELECT count(*) FROM pg_proc
+              WHERE pronamespace = 'lockhier'::regnamespace AND proisstrict AND pronargs > 0");
         assert_eq!(strict, 0, "no lockhier function with arguments may be STRICT");
     }
 
@@ -26,10 +22,8 @@ mod tests {
         run("SELECT lockhier.lock_application(101, 'import')");
         run("SELECT lockhier.lock_application(101, ARRAY['b', 'a', 'B'])");
         run("SELECT lockhier.lock_application(101, classes => ARRAY['c'], mode => 'share')");
-        let held: Vec<String> = one(
-            "SELECT array_agg(c ORDER BY c)
-               FROM (SELECT array_to_string(classes, '+') || ' ' || mode AS c FROM lockhier.held()) h",
-        );
+        let held: Vec<String> = one("SELECT array_agg(c ORDER BY c)
+               FROM (SELECT array_to_string(classes, '+') || ' ' || mode AS c FROM lockhier.held()) h");
         assert_eq!(held, ["a+b exclusive", "all exclusive", "c share", "import exclusive"]);
     }
 
@@ -38,11 +32,10 @@ mod tests {
         run("SELECT lockhier.lock_field(102, 12, 99, 'field__update')");
         run("SELECT lockhier.lock_field(102, 12, 99, 'Field__Update', 'EXCLUSIVE')");
         run("SELECT lockhier.lock_table(102, 12, ARRAY['field__deletion', 'field__type_update'], 'share')");
-        let rows: Vec<String> = one(
-            "SELECT array_agg(concat_ws(' ', held_for, level, application_id, table_id, field_id,
+        let rows: Vec<String> =
+            one("SELECT array_agg(concat_ws(' ', held_for, level, application_id, table_id, field_id,
                                         array_to_string(classes, ','), mode, count, scope) ORDER BY scope)
-               FROM lockhier.held()",
-        );
+               FROM lockhier.held()");
         assert_eq!(
             rows,
             [
@@ -94,10 +87,9 @@ mod tests {
         assert_eq!(one::<i32>("SELECT lockhier.session_unlock_all()"), 0);
         let rows: Vec<String> = one("SELECT array_agg(held_for || ' ' || scope) FROM lockhier.held()");
         assert_eq!(rows, ["transaction application 106"], "the transaction lock stays");
-        let user_lock: i64 = one(
-            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'
-                AND classid = 0 AND objid = 4242 AND objsubid = 1",
-        );
+        let user_lock: i64 =
+            one("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'
+                AND classid = 0 AND objid = 4242 AND objsubid = 1");
         assert_eq!(user_lock, 1, "the caller's own advisory lock is not lockhier's to release");
         run("SELECT pg_advisory_unlock(4242)");
     }
@@ -110,11 +102,20 @@ mod tests {
         assert_eq!(one::<i64>("SELECT lockhier.key(ARRAY[7], 'all')"), 340827997704438321);
         assert_eq!(one::<i64>("SELECT lockhier.marker_key('{7}', 'share')"), 6670205928103592947);
         assert_eq!(one::<i64>("SELECT lockhier.marker_key('{7}', 'exclusive')"), -7176058769553974328);
-        assert_eq!(error_of("SELECT lockhier.key('{1,2,3,4}')"), "22023 a path has at most 3 ids (application, table, field), not 4");
+        assert_eq!(
+            error_of("SELECT lockhier.key('{1,2,3,4}')"),
+            "22023 a path has at most 3 ids (application, table, field), not 4"
+        );
         assert_eq!(error_of("SELECT lockhier.key('{1,NULL}')"), "22004 path must not contain NULL");
         assert_eq!(error_of("SELECT lockhier.key(NULL)"), "22004 argument \"path\" must not be null");
-        assert_eq!(error_of("SELECT lockhier.key('{1}', 'no spaces')").split(':').next().unwrap(), "22023 invalid class name \"no spaces\"");
-        assert_eq!(error_of("SELECT lockhier.marker_key('{1}', NULL)"), "22004 argument \"mode\" must not be null");
+        assert_eq!(
+            error_of("SELECT lockhier.key('{1}', 'no spaces')").split(':').next().unwrap(),
+            "22023 invalid class name \"no spaces\""
+        );
+        assert_eq!(
+            error_of("SELECT lockhier.marker_key('{1}', NULL)"),
+            "22004 argument \"mode\" must not be null"
+        );
     }
 
     #[pg_test]
@@ -135,7 +136,8 @@ mod tests {
                 "7 S ShareLock table 12 (application 7) class import",
             ]
         );
-        let keys: Vec<i64> = one("SELECT array_agg(key ORDER BY step) FROM lockhier.plan_field(7, 12, 99, 'field__update')");
+        let keys: Vec<i64> =
+            one("SELECT array_agg(key ORDER BY step) FROM lockhier.plan_field(7, 12, 99, 'field__update')");
         assert_eq!(keys[0], one::<i64>("SELECT lockhier.key('{}')"));
         assert_eq!(keys[5], one::<i64>("SELECT lockhier.key('{7,12}', 'field__update')"));
         assert_eq!(keys[7], 6848398145110134603);
@@ -146,12 +148,16 @@ mod tests {
         assert!(split_right, "classid/objid are the pg_locks halves of the key");
         assert_eq!(one::<i64>("SELECT count(*) FROM lockhier.plan_field(1, 2, 3)"), 10);
         // all (IX), exclusive marker (S), then each class (X).
-        assert_eq!(one::<i64>("SELECT count(*) FROM lockhier.plan_global(ARRAY['app_task', 'app_backup'])"), 4);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM lockhier.plan_global(ARRAY['app_task', 'app_backup'])"),
+            4
+        );
     }
 
     #[pg_test]
     fn lock_calls_need_no_search_path_and_no_transaction_id() {
-        let xid = || Spi::get_one::<String>("SELECT pg_catalog.pg_current_xact_id_if_assigned()::text").unwrap();
+        let xid =
+            || Spi::get_one::<String>("SELECT pg_catalog.pg_current_xact_id_if_assigned()::text").unwrap();
         let before = xid();
         run("SET LOCAL search_path = ''");
         run("SET LOCAL transaction_read_only = on");
@@ -164,14 +170,12 @@ mod tests {
     #[pg_test]
     fn a_rolled_back_subtransaction_takes_its_transaction_locks_along() {
         run("SELECT lockhier.lock_application(108, 'outer')");
-        run(
-            "DO $$ BEGIN
+        run("DO $$ BEGIN
                  PERFORM lockhier.lock_table(108, 1, 'inner');
                  PERFORM lockhier.session_lock_table(108, 1, 'kept');
                  RAISE EXCEPTION 'roll back the block';
              EXCEPTION WHEN raise_exception THEN NULL;
-             END $$",
-        );
+             END $$");
         let held: Vec<String> = one("SELECT array_agg(held_for || ' ' || scope || ' ' || classes[1] ORDER BY held_for) FROM lockhier.held()");
         assert_eq!(held, ["session table 1 (application 108) kept", "transaction application 108 outer"]);
         let inner_locked: i64 = one(

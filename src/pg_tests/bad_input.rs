@@ -24,7 +24,9 @@ mod tests {
 
     #[pg_test]
     fn every_bad_argument_gets_its_error_and_takes_nothing() {
-        for (level, ids) in [("global", ""), ("application", "1, "), ("table", "1, 2, "), ("field", "1, 2, 3, ")] {
+        for (level, ids) in
+            [("global", ""), ("application", "1, "), ("table", "1, 2, "), ("field", "1, 2, 3, ")]
+        {
             for (args, expected) in RULES {
                 for verb in ["lock", "try_lock", "session_lock", "try_session_lock"] {
                     let call = format!("SELECT lockhier.{verb}_{level}({ids}{args})");
@@ -63,7 +65,8 @@ mod tests {
             error_of("SELECT lockhier.lock_application('seven')"),
             "22P02 invalid input syntax for type bigint: \"seven\""
         );
-        assert!(error_of("SELECT lockhier.lock_application(7.5)").starts_with("42883 function lockhier.lock_application(numeric) does not exist"));
+        assert!(error_of("SELECT lockhier.lock_application(7.5)")
+            .starts_with("42883 function lockhier.lock_application(numeric) does not exist"));
         assert!(error_of("SELECT lockhier.lock_field(1, 2)").starts_with("42883"));
     }
 

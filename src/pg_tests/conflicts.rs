@@ -42,10 +42,10 @@ mod tests {
         other("SELECT lockhier.session_lock_field(303, 1, 2, 'x', 'share')");
         let plan_len: i64 = one("SELECT count(*) FROM lockhier.plan_field(303, 1, 2, 'x')");
         // Every key but the last (the field's own "x" key, X against S) is compatible.
-        let blocked_at: Vec<i64> = one(
-            "SELECT array_agg(b.key) FROM lockhier.blockers_field(303, 1, 2, 'x') b",
-        );
-        let last_key: i64 = one(&format!("SELECT key FROM lockhier.plan_field(303, 1, 2, 'x') WHERE step = {plan_len}"));
+        let blocked_at: Vec<i64> =
+            one("SELECT array_agg(b.key) FROM lockhier.blockers_field(303, 1, 2, 'x') b");
+        let last_key: i64 =
+            one(&format!("SELECT key FROM lockhier.plan_field(303, 1, 2, 'x') WHERE step = {plan_len}"));
         assert_eq!(blocked_at, [last_key]);
         for call in [
             "SELECT lockhier.session_lock_field(303, 1, 2, 'x')",
@@ -77,7 +77,11 @@ mod tests {
         assert!(waited >= std::time::Duration::from_millis(200), "{waited:?}");
         assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
         assert!(error.contains(" Waited 2"), "{error}");
-        assert!(error.ends_with("HINT: Retry when the operation in progress has finished, or pass a longer wait."), "{error}");
+        assert!(
+            error
+                .ends_with("HINT: Retry when the operation in progress has finished, or pass a longer wait."),
+            "{error}"
+        );
         assert_eq!(one::<String>("SHOW lock_timeout"), "7s");
         assert!(!one::<bool>("SELECT lockhier.try_session_lock_global('full_backup', wait => '100 ms')"));
         assert_eq!(one::<String>("SHOW lock_timeout"), "7s");
@@ -91,7 +95,10 @@ mod tests {
         run("SET lock_timeout = '150ms'");
         other("SELECT lockhier.session_lock_table(304, 1)");
         let error = error_of("SELECT lockhier.lock_table(304, 1, 'x', wait => NULL)");
-        assert!(error.starts_with("55P03 operation in progress: cannot lock table 1 (application 304) for \"x\""), "{error}");
+        assert!(
+            error.starts_with("55P03 operation in progress: cannot lock table 1 (application 304) for \"x\""),
+            "{error}"
+        );
         assert_eq!(one::<String>("SHOW lock_timeout"), "150ms");
         other("SELECT lockhier.session_unlock_all()::text");
     }
@@ -113,16 +120,23 @@ mod tests {
     fn blockers_word_the_conflict_as_the_error_does() {
         other("BEGIN");
         other("SELECT lockhier.lock_table(306, 12, ARRAY['field__deletion', 'field__type_update'], 'share')");
-        let description: String = one("SELECT description FROM lockhier.blockers_field(306, 12, 99, 'field__deletion')");
+        let description: String =
+            one("SELECT description FROM lockhier.blockers_field(306, 12, 99, 'field__deletion')");
         let error = full_error_of("SELECT lockhier.lock_field(306, 12, 99, 'field__deletion')");
-        assert!(masked(&error).contains(&format!("DETAIL: Blocked by {}.", masked(&description))), "{error} / {description}");
+        assert!(
+            masked(&error).contains(&format!("DETAIL: Blocked by {}.", masked(&description))),
+            "{error} / {description}"
+        );
         let row: String = one(
             "SELECT concat_ws('|', pid = tests.other_pid(), application_name, conflict, lock_mode, granted, state, xact_start IS NOT NULL, xact_age >= '0')
                FROM lockhier.blockers_field(306, 12, 99, 'field__deletion')",
         );
         assert_eq!(row, "t|other|a share lock on \"field__deletion\" for table 12 (application 306)|ShareLock|t|idle in transaction|t|t");
         // No conflict, no rows: a rename is not blocked by an import.
-        assert_eq!(one::<i64>("SELECT count(*) FROM lockhier.blockers_field(306, 12, 99, 'field__rename')"), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM lockhier.blockers_field(306, 12, 99, 'field__rename')"),
+            0
+        );
         other("ROLLBACK");
     }
 }

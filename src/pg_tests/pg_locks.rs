@@ -10,13 +10,10 @@ mod tests {
         ))
     }
 
-    const SCOPES: [(&str, &str); 4] = [
-        ("global", ""),
-        ("application", "201, "),
-        ("table", "201, 5, "),
-        ("field", "201, 5, 9, "),
-    ];
-    const CLASSES: [&str; 4] = ["'all'", "'import'", "ARRAY['field__deletion', 'field__type_update']", "ARRAY['x', 'all']"];
+    const SCOPES: [(&str, &str); 4] =
+        [("global", ""), ("application", "201, "), ("table", "201, 5, "), ("field", "201, 5, 9, ")];
+    const CLASSES: [&str; 4] =
+        ["'all'", "'import'", "ARRAY['field__deletion', 'field__type_update']", "ARRAY['x', 'all']"];
 
     #[pg_test]
     fn session_locks_show_in_pg_locks_exactly_as_planned() {
@@ -45,12 +42,10 @@ mod tests {
     fn transaction_locks_use_the_advisory_key_space_of_pg_advisory_xact_lock() {
         run("SELECT lockhier.lock_table(203, 5, 'import')");
         // The leaf key, taken in ExclusiveLock, is exactly pg_advisory_xact_lock(key)'s lock.
-        let same_row: i64 = one(
-            "SELECT count(*) FROM pg_locks l
+        let same_row: i64 = one("SELECT count(*) FROM pg_locks l
                JOIN lockhier.plan_table(203, 5, 'import') p ON p.step = 7
               WHERE l.pid = pg_backend_pid() AND l.locktype = 'advisory' AND l.objsubid = 1
-                AND l.classid = p.classid AND l.objid = p.objid AND l.mode = 'ExclusiveLock'",
-        );
+                AND l.classid = p.classid AND l.objid = p.objid AND l.mode = 'ExclusiveLock'");
         assert_eq!(same_row, 1);
         run("SELECT pg_advisory_xact_lock(lockhier.key('{203,5}', 'import'))");
         assert_eq!(my_locks().len(), 7, "re-entrant: the same lock, not a new one");

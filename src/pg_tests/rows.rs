@@ -12,10 +12,23 @@ mod tests {
     fn locks_rows_by_primary_key_or_a_key_column_and_counts_them() {
         fields_table();
         assert_eq!(one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[99])"), 1);
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[12], 'share', key_column => 'table_id')"), 10);
+        assert_eq!(
+            one::<i64>(
+                "SELECT lockhier.lock_rows('database_field', ARRAY[12], 'share', key_column => 'table_id')"
+            ),
+            10
+        );
         assert_eq!(one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[1, 2, 2, 999])"), 2);
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[]::bigint[])"), 0, "empty array");
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[5]::int[])"), 1, "int[] against bigint");
+        assert_eq!(
+            one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[]::bigint[])"),
+            0,
+            "empty array"
+        );
+        assert_eq!(
+            one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[5]::int[])"),
+            1,
+            "int[] against bigint"
+        );
         assert_eq!(one::<i64>("SELECT lockhier.lock_rows('database_field', ARRAY[NULL, 6]::bigint[])"), 1);
         assert!(one::<bool>("SELECT lockhier.try_lock_rows('database_field', ARRAY[7], 'KEY SHARE')"));
     }
@@ -33,7 +46,10 @@ mod tests {
             ("SHARE", 3, "{\"For Share\"}"),
             ("key share", 4, "{\"For Key Share\"}"),
         ] {
-            assert_eq!(one::<i64>(&format!("SELECT lockhier.lock_rows('mode_rows', ARRAY[{id}], '{mode}')")), 1);
+            assert_eq!(
+                one::<i64>(&format!("SELECT lockhier.lock_rows('mode_rows', ARRAY[{id}], '{mode}')")),
+                1
+            );
             // Another session sees the lock on the row.
             let modes = other(&format!(
                 "SELECT modes::text FROM pgrowlocks('mode_rows') WHERE locked_row = (SELECT ctid FROM mode_rows WHERE id = {id})"
@@ -76,13 +92,22 @@ mod tests {
     fn names_that_need_quoting_and_values_that_look_like_sql_are_safe() {
         run(r#"CREATE SCHEMA "My App""#);
         run(r#"CREATE TABLE "My App"."Field Rows" ("Key Col" text PRIMARY KEY, "select" int)"#);
-        run(r#"INSERT INTO "My App"."Field Rows" VALUES ('a', 1), ('x''); DROP TABLE "My App"."Field Rows"; --', 2)"#);
+        run(
+            r#"INSERT INTO "My App"."Field Rows" VALUES ('a', 1), ('x''); DROP TABLE "My App"."Field Rows"; --', 2)"#,
+        );
         assert_eq!(one::<i64>(r#"SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY['a', 'b'])"#), 1);
         assert_eq!(
-            one::<i64>(r#"SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY['x''); DROP TABLE "My App"."Field Rows"; --'])"#),
+            one::<i64>(
+                r#"SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY['x''); DROP TABLE "My App"."Field Rows"; --'])"#
+            ),
             1
         );
-        assert_eq!(one::<i64>(r#"SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[2], key_column => 'select')"#), 1);
+        assert_eq!(
+            one::<i64>(
+                r#"SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[2], key_column => 'select')"#
+            ),
+            1
+        );
         assert_eq!(one::<i64>(r#"SELECT count(*) FROM "My App"."Field Rows""#), 2);
     }
 
@@ -97,7 +122,11 @@ mod tests {
         run("CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (100)");
         run("CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (100) TO (200)");
         run("INSERT INTO parts VALUES (5), (150)");
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('parts', ARRAY[5, 150])"), 2, "the partitioned table's own primary key");
+        assert_eq!(
+            one::<i64>("SELECT lockhier.lock_rows('parts', ARRAY[5, 150])"),
+            2,
+            "the partitioned table's own primary key"
+        );
     }
 
     #[pg_test]
@@ -131,8 +160,14 @@ mod tests {
         other("SELECT lockhier.lock_rows('shared_rows', ARRAY[2, 3])::text");
         let pid = one::<i32>("SELECT tests.other_pid()");
         run("SET lock_timeout = '3s'");
-        let error = full_error_of("SELECT lockhier.lock_rows('shared_rows', ARRAY[1, 2, 3, 4], wait => '100 ms')");
-        assert!(error.starts_with("55P03\noperation in progress: cannot lock shared_rows rows with id 2, 3 for update\n"), "{error}");
+        let error =
+            full_error_of("SELECT lockhier.lock_rows('shared_rows', ARRAY[1, 2, 3, 4], wait => '100 ms')");
+        assert!(
+            error.starts_with(
+                "55P03\noperation in progress: cannot lock shared_rows rows with id 2, 3 for update\n"
+            ),
+            "{error}"
+        );
         assert!(
             error.contains(&format!("DETAIL: 2 rows with id 2, 3 are locked by process {pid} (application_name \"other\") in a transaction running for ")),
             "{error}"
@@ -151,9 +186,17 @@ mod tests {
         run("INSERT INTO builder.fields SELECT i, i % 3 FROM generate_series(1, 9) i");
         assert_eq!(one::<i64>("SELECT lockhier.lock_rows('builder.fields', ARRAY[1, 2])"), 2);
         run("ALTER TABLE builder.fields RENAME COLUMN id TO field_id");
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('builder.fields', ARRAY[1, 2])"), 2, "the renamed primary key");
+        assert_eq!(
+            one::<i64>("SELECT lockhier.lock_rows('builder.fields', ARRAY[1, 2])"),
+            2,
+            "the renamed primary key"
+        );
         run("ALTER SCHEMA builder RENAME TO app_builder");
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[3])"), 1, "the renamed schema");
+        assert_eq!(
+            one::<i64>("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[3])"),
+            1,
+            "the renamed schema"
+        );
         run("ALTER TABLE app_builder.fields DROP CONSTRAINT fields_pkey");
         assert_eq!(
             error_of("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[3])"),
@@ -165,7 +208,12 @@ mod tests {
             "22023 the primary key of table app_builder.fields has 2 columns (table_id, field_id)"
         );
         run("ALTER TABLE app_builder.fields ALTER COLUMN table_id TYPE text");
-        assert_eq!(one::<i64>("SELECT lockhier.lock_rows('app_builder.fields', ARRAY['0'], key_column => 'table_id')"), 3);
+        assert_eq!(
+            one::<i64>(
+                "SELECT lockhier.lock_rows('app_builder.fields', ARRAY['0'], key_column => 'table_id')"
+            ),
+            3
+        );
         assert_eq!(
             error_of("SELECT lockhier.lock_rows('app_builder.fields', ARRAY[0], key_column => 'table_id')"),
             "42804 ids of type integer[] cannot be compared with column \"table_id\" (text) of table app_builder.fields"
