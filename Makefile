@@ -13,7 +13,8 @@ bench:
 setup:
 	bash scripts/setup.sh
 
-install: setup
+install:
+	LOCKHIER_SETUP_CLIENTS=0 bash scripts/setup.sh
 	cargo pgrx install --release --pg-config "$$(command -v pg_config)"
 
 clean:
