@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every code block of README.md is one the tests run.
+"""Every code block of README.md and docs/*.md is one the tests run.
 
 Each fenced block must follow a `<!-- tested: PATH -->` line, and its lines must appear, in
 order and together, in PATH: a test, an expected output or the script that runs it. Prints
@@ -39,19 +39,23 @@ def contains(haystack, needle):
 
 
 def main():
-    readme = (ROOT / "README.md").read_text()
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     failures = 0
-    for number, (line, path, body) in enumerate(blocks(readme), 1):
-        if path is None:
-            ok, why = False, "no <!-- tested: PATH --> marker"
-        elif not (ROOT / path).is_file():
-            ok, why = False, f"{path} does not exist"
-        else:
-            ok = contains((ROOT / path).read_text().splitlines(), body)
-            why = f"not found in {path}"
-        failures += not ok
-        status = "ok" if ok else "not ok"
-        print(f"{status} {number} - README.md block at line {line}" + ("" if ok else f": {why}"))
+    number = 0
+    for document in documents:
+        name = document.relative_to(ROOT)
+        for line, path, body in blocks(document.read_text()):
+            number += 1
+            if path is None:
+                ok, why = False, "no <!-- tested: PATH --> marker"
+            elif not (ROOT / path).is_file():
+                ok, why = False, f"{path} does not exist"
+            else:
+                ok = contains((ROOT / path).read_text().splitlines(), body)
+                why = f"not found in {path}"
+            failures += not ok
+            status = "ok" if ok else "not ok"
+            print(f"{status} {number} - {name} block at line {line}" + ("" if ok else f": {why}"))
     return 1 if failures else 0
 
 

@@ -34,6 +34,8 @@ port = $PGPORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$SOCKETS'
 max_connections = 120
+# Prepared transactions keep their locks with no process behind them: tested (prepared.spec).
+max_prepared_transactions = 10
 shared_buffers = 128MB
 fsync = off
 full_page_writes = off

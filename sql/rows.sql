@@ -3,12 +3,12 @@
 -- SECURITY INVOKER: the locking statement runs with the caller's privileges.
 
 CREATE FUNCTION lockhier.lock_rows(
-    rel regclass,
-    ids anyarray,
-    mode text DEFAULT 'update',
-    wait interval DEFAULT '0',
-    key_column name DEFAULT NULL
-) RETURNS bigint
+    rel pg_catalog.regclass,
+    ids pg_catalog.anyarray,
+    mode pg_catalog.text DEFAULT 'update',
+    wait pg_catalog.interval DEFAULT '0',
+    key_column pg_catalog.name DEFAULT NULL
+) RETURNS pg_catalog.int8
 VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT SECURITY INVOKER
 LANGUAGE c AS 'MODULE_PATHNAME', 'lock_rows_wrapper';
 
@@ -16,12 +16,12 @@ COMMENT ON FUNCTION lockhier.lock_rows(regclass, anyarray, text, interval, name)
   'Lock the rows of rel whose key_column (default: the primary key) is in ids, FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE; returns how many; 55P03 "operation in progress" on a conflict';
 
 CREATE FUNCTION lockhier.try_lock_rows(
-    rel regclass,
-    ids anyarray,
-    mode text DEFAULT 'update',
-    wait interval DEFAULT '0',
-    key_column name DEFAULT NULL
-) RETURNS boolean
+    rel pg_catalog.regclass,
+    ids pg_catalog.anyarray,
+    mode pg_catalog.text DEFAULT 'update',
+    wait pg_catalog.interval DEFAULT '0',
+    key_column pg_catalog.name DEFAULT NULL
+) RETURNS pg_catalog.bool
 VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT SECURITY INVOKER
 LANGUAGE c AS 'MODULE_PATHNAME', 'try_lock_rows_wrapper';
 

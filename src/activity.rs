@@ -3,7 +3,6 @@
 
 use pgrx::pg_sys;
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A process as `pg_stat_activity` shows it to the current user.
@@ -34,48 +33,101 @@ impl BackendDetails {
 }
 
 /// The processes among `pids` that are still there.
+///
+/// Read from the shared backend status array itself, entry by entry, with the same
+/// change-count protocol as `pg_stat_activity`'s own read. The status functions would read (and
+/// keep) the transaction's snapshot of that array instead: stale if the caller's transaction
+/// read `pg_stat_activity` earlier, and clearing it would change what the caller's
+/// `pg_stat_activity` shows for the rest of its transaction.
 pub fn backends(pids: &[i32]) -> HashMap<i32, Backend> {
     let mut found = HashMap::new();
-    // SAFETY: the status functions copy the shared backend status array into backend-local
-    // memory; clearing first makes the copy current rather than the one taken earlier in this
-    // transaction. Entries are read by index within the count the copy reports.
-    unsafe {
-        pg_sys::pgstat_clear_backend_activity_snapshot();
-        let me = pg_sys::GetUserId();
-        let read_all_stats =
-            pg_sys::has_privs_of_role(me, pg_sys::Oid::from_u32(pg_sys::ROLE_PG_READ_ALL_STATS));
-        for index in 1..=pg_sys::pgstat_fetch_stat_numbackends() {
-            let local = pg_sys::pgstat_fetch_stat_local_beentry(index);
-            if local.is_null() {
-                continue;
-            }
-            let status = &(*local).backendStatus;
-            if !pids.contains(&status.st_procpid) {
-                continue;
-            }
-            let visible = read_all_stats || pg_sys::has_privs_of_role(me, status.st_userid);
-            let details = visible.then(|| BackendDetails {
-                client_addr: client_addr(&status.st_clientaddr),
-                state: state_name(status.st_state),
-                xact_start: (status.st_xact_start_timestamp != 0).then_some(status.st_xact_start_timestamp),
-            });
-            found.insert(
-                status.st_procpid,
-                Backend { application_name: c_string(status.st_appname), details },
-            );
+    if pids.is_empty() {
+        return found;
+    }
+    // SAFETY: GetUserId and has_privs_of_role read this backend's state and the catalogs.
+    let me = unsafe { pg_sys::GetUserId() };
+    let read_all_stats = pg_sys::Oid::from_u32(pg_sys::ROLE_PG_READ_ALL_STATS);
+    // SAFETY: as above.
+    let sees_all = unsafe { pg_sys::has_privs_of_role(me, read_all_stats) };
+    for slot in status_slots() {
+        let Some(status) = read_slot(slot) else { continue };
+        if !pids.contains(&status.pid) {
+            continue;
         }
+        // SAFETY: as above.
+        let visible = sees_all || unsafe { pg_sys::has_privs_of_role(me, status.userid) };
+        let details = visible.then(|| BackendDetails {
+            client_addr: client_addr(&status.client_addr),
+            state: state_name(status.state),
+            xact_start: (status.xact_start != 0).then_some(status.xact_start),
+        });
+        found.insert(status.pid, Backend { application_name: status.application_name, details });
     }
     found
 }
 
-/// # Safety
-/// `ptr` is NULL or a NUL-terminated string.
-unsafe fn c_string(ptr: *const std::ffi::c_char) -> String {
-    if ptr.is_null() {
-        String::new()
-    } else {
-        // SAFETY: the caller promises a NUL-terminated string.
-        unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+/// The entries of regular backends (client backends and background workers) in the shared
+/// backend status array, found from this backend's own entry. Empty if this process has none.
+fn status_slots() -> impl Iterator<Item = *const pg_sys::PgBackendStatus> {
+    // SAFETY: MyBEEntry is set at backend start-up to this backend's entry of the array.
+    let mine = unsafe { pg_sys::MyBEEntry }.cast_const();
+    // SAFETY: MaxBackends is fixed at postmaster start.
+    let count = usize::try_from(unsafe { pg_sys::MaxBackends }).unwrap_or(0);
+    let first =
+        crate::version::my_status_slot().filter(|_| !mine.is_null()).map(|index| mine.wrapping_sub(index));
+    (0..count).filter_map(move |i| first.map(|first| first.wrapping_add(i)))
+}
+
+/// A consistent copy of the fields lockhier shows, or `None` for an unused entry.
+struct SlotCopy {
+    pid: i32,
+    userid: pg_sys::Oid,
+    application_name: String,
+    client_addr: pg_sys::SockAddr,
+    state: pg_sys::BackendState::Type,
+    xact_start: i64,
+}
+
+fn read_slot(slot: *const pg_sys::PgBackendStatus) -> Option<SlotCopy> {
+    use std::ptr::read_volatile;
+    use std::sync::atomic::{fence, Ordering};
+    let changecount = slot
+        .wrapping_byte_add(std::mem::offset_of!(pg_sys::PgBackendStatus, st_changecount))
+        .cast::<std::ffi::c_int>();
+    loop {
+        // SAFETY: `slot` is an entry of the shared array (see `status_slots`), which lives as
+        // long as the server. Its owner makes st_changecount odd before writing the entry and
+        // even again after; a copy taken between two equal even counts is consistent
+        // (pgstat_begin_read_activity / pgstat_end_read_activity in backend_status.h).
+        let before = unsafe { read_volatile(changecount) };
+        fence(Ordering::Acquire);
+        // SAFETY: as above; the entry is plain data, copied whole.
+        let entry = unsafe { read_volatile(slot) };
+        let name = if entry.st_appname.is_null() {
+            [0u8; pg_sys::NAMEDATALEN as usize]
+        } else {
+            // SAFETY: st_appname points to this entry's NAMEDATALEN bytes of the shared
+            // application-name buffer, covered by the same change count.
+            unsafe { read_volatile(entry.st_appname.cast::<[u8; pg_sys::NAMEDATALEN as usize]>()) }
+        };
+        fence(Ordering::Acquire);
+        // SAFETY: as for `before`.
+        let after = unsafe { read_volatile(changecount) };
+        if before == after && before % 2 == 0 {
+            if entry.st_procpid == 0 {
+                return None;
+            }
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            return Some(SlotCopy {
+                pid: entry.st_procpid,
+                userid: entry.st_userid,
+                application_name: String::from_utf8_lossy(&name[..end]).into_owned(),
+                client_addr: entry.st_clientaddr,
+                state: entry.st_state,
+                xact_start: entry.st_xact_start_timestamp,
+            });
+        }
+        pgrx::check_for_interrupts!();
     }
 }
 

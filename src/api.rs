@@ -11,6 +11,7 @@ use crate::lockmgr::Hold;
 use crate::model::{required, Classes, Mode, Node, Request, Wait};
 use crate::plan::Plan;
 use crate::registry;
+use crate::subxact;
 use pgrx::prelude::*;
 
 type Parsed<T> = Result<T, LockhierError>;
@@ -79,6 +80,9 @@ fn lock(request: Parsed<Request>, wait_for: Option<Interval>, hold: Hold, on_con
         Ok(()) => {
             drop(plan);
             registry::record(request, hold);
+            if hold == Hold::Transaction {
+                subxact::warn_if_outside_transaction_block();
+            }
             true
         }
         Err(Refused { .. }) if on_conflict == OnConflict::ReturnFalse => false,

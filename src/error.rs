@@ -27,8 +27,8 @@ pub enum LockhierError {
     #[error("classes must not contain NULL")]
     NullClassElement,
 
-    #[error("too many classes: {0} (at most {MAX_CLASSES} in one request)")]
-    TooManyClasses(usize),
+    #[error("too many classes: more than {MAX_CLASSES} distinct names in one request")]
+    TooManyClasses,
 
     #[error("wait must not be negative: \"{0}\"")]
     NegativeWait(String),
@@ -64,6 +64,72 @@ pub enum LockhierError {
 
     #[error("operation in progress: cannot lock {}", .0.what())]
     RowConflict(Box<RowConflict>),
+
+    #[error("ids must not contain NULL")]
+    NullIdsElement,
+
+    #[error("cannot lock rows of {table}: it is {kind}, not a table")]
+    NotATable { table: String, kind: &'static str },
+
+    #[error("cannot lock rows of foreign table {0} within a bounded wait")]
+    ForeignTable(String),
+
+    #[error("operation in progress: cannot lock {} rows for {}: {} is locked", .0.table, .0.mode.name(), .0.what_is_locked())]
+    TableLocked(Box<TableLocked>),
+}
+
+/// Rows that could not be locked because the table (or one of its partitions) is locked in a
+/// mode that keeps row locks out, such as `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE`.
+#[derive(Debug)]
+pub struct TableLocked {
+    /// The table asked for, as `regclass` shows it.
+    pub table: String,
+    /// The relation that is locked: the table itself, or a partition or child of it.
+    pub locked: String,
+    pub mode: RowMode,
+    pub holders: Vec<Blocker>,
+    pub waited: Option<Duration>,
+}
+
+impl TableLocked {
+    fn what_is_locked(&self) -> String {
+        if self.locked == self.table {
+            "the table".to_string()
+        } else {
+            format!("its partition {}", self.locked)
+        }
+    }
+
+    /// `database_field is locked in AccessExclusiveLock mode by process 4242
+    /// (application_name "migration") in a transaction running for 3.1 s.`
+    fn detail(&self) -> String {
+        let mut detail = String::new();
+        if self.holders.is_empty() {
+            let _ = write!(
+                detail,
+                "{} was locked, but its holder released it before it could be identified.",
+                self.locked
+            );
+        }
+        for (i, holder) in self.holders.iter().enumerate() {
+            if i > 0 {
+                detail.push_str("; and ");
+            } else {
+                let _ = write!(detail, "{} is ", self.locked);
+            }
+            let who = holder.who();
+            if holder.granted {
+                let _ = write!(detail, "locked {} by {who}{}", holder.conflict, holder.since());
+            } else {
+                let _ = write!(detail, "awaited {} by {who}, queued ahead of this request", holder.conflict);
+            }
+            if i + 1 == self.holders.len() {
+                detail.push('.');
+            }
+        }
+        append_waited(&mut detail, self.waited);
+        detail
+    }
 }
 
 /// Rows that could not be locked because other transactions hold conflicting row locks.
@@ -87,6 +153,8 @@ pub struct RowLocker {
     /// Their distinct key column values, as text, in key order.
     pub keys: Vec<String>,
     pub backend: Option<Backend>,
+    /// The top-level transaction holding them, named when it is a prepared one.
+    pub xid: Option<u32>,
 }
 
 /// A request refused because other sessions hold (or queue ahead for) conflicting locks.
@@ -102,12 +170,13 @@ impl LockhierError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         use LockhierError::*;
         match self {
-            NullArgument(_) | NullPathElement => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            NullArgument(_) | NullPathElement | NullClassElement | NullIdsElement => {
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
+            }
             UnknownMode(_)
             | InvalidClass { .. }
             | EmptyClasses
-            | NullClassElement
-            | TooManyClasses(_)
+            | TooManyClasses
             | NegativeWait(_)
             | PathTooLong(_)
             | UnknownRowMode(_)
@@ -116,7 +185,9 @@ impl LockhierError {
             NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
             IdsTypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            Conflict(_) | RowConflict(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            NotATable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            ForeignTable(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            Conflict(_) | RowConflict(_) | TableLocked(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
         }
     }
 
@@ -124,6 +195,7 @@ impl LockhierError {
         match self {
             LockhierError::Conflict(conflict) => Some(conflict.detail()),
             LockhierError::RowConflict(conflict) => Some(conflict.detail()),
+            LockhierError::TableLocked(locked) => Some(locked.detail()),
             _ => None,
         }
     }
@@ -142,6 +214,13 @@ impl LockhierError {
                 "Class names are names such as field__update or app.backup; case is ignored."
             }
             EmptyClasses | NullClassElement => "Pass at least one class name, or 'all'.",
+            TooManyClasses => "Lock the scope for all classes, or split the request.",
+            NullIdsElement => "Leave the NULLs out: a NULL id matches no row.",
+            NotATable { kind: "a view", .. } => "Lock the rows of the tables the view reads.",
+            NotATable { .. } => "Pass a table or a partitioned table.",
+            ForeignTable(_) => {
+                "The remote server decides how long a row lock waits there; lock the rows on the remote server itself."
+            }
             NegativeWait(_) => {
                 "Pass '0' to fail at once, a positive interval to wait up to that long, or NULL to wait without a limit of lockhier's own."
             }
@@ -155,7 +234,8 @@ impl LockhierError {
             }
             Conflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
             RowConflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
-            Conflict(_) | RowConflict(_) => RETRY_OR_WAIT,
+            TableLocked(locked) if locked.waited.is_some() => RETRY_LONGER,
+            Conflict(_) | RowConflict(_) | TableLocked(_) => RETRY_OR_WAIT,
             _ => return None,
         };
         Some(hint.to_string())
@@ -246,10 +326,10 @@ impl RowConflict {
                 locker.rows,
                 self.column,
                 list_keys(&locker.keys),
-                holders::process(locker.pid, locker.backend.as_ref()),
+                holders::process(locker.pid, locker.backend.as_ref(), locker.xid),
             );
             // Row locks only live in transactions.
-            let since = holders::since(locker.backend.as_ref());
+            let since = holders::since(locker.backend.as_ref(), false);
             if since.starts_with(" in a transaction") {
                 detail.push_str(&since);
             }
@@ -319,8 +399,12 @@ mod tests {
         use LockhierError::*;
         let invalid = PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE;
         assert_eq!(NullArgument("application_id").sqlstate(), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
-        for error in [UnknownMode("x".into()), EmptyClasses, NullClassElement, NegativeWait("-1".into())] {
+        for error in [UnknownMode("x".into()), EmptyClasses, TooManyClasses, NegativeWait("-1".into())] {
             assert_eq!(error.sqlstate(), invalid, "{error}");
+        }
+        // One rule for NULL: wherever it is, 22004.
+        for error in [NullArgument("class"), NullPathElement, NullClassElement, NullIdsElement] {
+            assert_eq!(error.sqlstate(), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "{error}");
         }
         assert_eq!(
             UnknownMode("Shared".into()).to_string(),

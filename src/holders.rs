@@ -3,9 +3,11 @@
 
 use crate::activity::{self, Backend};
 use crate::error::human_duration;
-use crate::key::{KeyKind, Target};
+use crate::key::{self, KeyKind, Target};
 use crate::lockmgr;
-use crate::lockmode::{pg_mode_name, strongest_conflicting, LockMode};
+use crate::lockmode::{
+    modes_conflict, pg_mode_name, strongest_conflicting, strongest_conflicting_mode, LockMode,
+};
 use crate::plan::Plan;
 
 /// A process holding, or queued ahead for, a lock that conflicts with a request.
@@ -21,15 +23,23 @@ pub struct Blocker {
     pub conflict: String,
     /// `None` when the process has gone since the lock table was read.
     pub backend: Option<Backend>,
+    /// Whether it holds lockhier session locks (it holds the sentinel): then the lock in the
+    /// way may be one of them, whatever transaction it is in now.
+    pub holds_session_locks: bool,
+    /// For a prepared transaction (pid 0), its xid.
+    pub prepared_xid: Option<u32>,
 }
 
 /// Everyone in the way of `plan` right now, holders first; one entry per process, for the
 /// first key of the plan (root to leaf) where it is in the way.
 pub fn find(plan: &Plan) -> Vec<Blocker> {
-    let keys: Vec<i64> = plan.steps().iter().map(|s| s.key).collect();
+    let mut keys: Vec<i64> = plan.steps().iter().map(|s| s.key).collect();
+    keys.push(key::SENTINEL);
     let me = lockmgr::my_pid();
     let mut blockers: Vec<Blocker> = Vec::new();
     let entries = lockmgr::holders_of(&keys);
+    let session_holders: Vec<i32> =
+        entries.iter().filter(|e| e.key == key::SENTINEL && e.held != 0).map(|e| e.pid).collect();
     for step in plan.steps() {
         for entry in entries.iter().filter(|e| e.key == step.key && e.pid != me) {
             let held = strongest_conflicting(entry.held, step.mode);
@@ -47,9 +57,41 @@ pub fn find(plan: &Plan) -> Vec<Blocker> {
                 key: step.key,
                 conflict: describe_conflict(&step.target, mode),
                 backend: None,
+                holds_session_locks: session_holders.contains(&entry.pid),
+                prepared_xid: entry.prepared_xid,
             });
         }
     }
+    with_backends(blockers)
+}
+
+/// Everyone holding, or queued ahead for, a lock on relation `relid` that conflicts with
+/// `wanted` (a PostgreSQL lock mode number).
+pub fn of_relation(relid: pgrx::pg_sys::Oid, wanted: u8) -> Vec<Blocker> {
+    let me = lockmgr::my_pid();
+    let blockers = lockmgr::relation_holders(relid)
+        .into_iter()
+        .filter(|entry| entry.pid != me)
+        .filter_map(|entry| {
+            let held = strongest_conflicting_mode(entry.held, wanted);
+            let awaited = entry.awaited.filter(|&m| modes_conflict(m, wanted));
+            let (mode, granted) = held.map(|m| (m, true)).or(awaited.map(|m| (m, false)))?;
+            Some(Blocker {
+                pid: entry.pid,
+                granted,
+                lock_mode: pg_mode_name(mode),
+                key: entry.key,
+                conflict: format!("in {} mode", pg_mode_name(mode)),
+                backend: None,
+                holds_session_locks: false,
+                prepared_xid: entry.prepared_xid,
+            })
+        })
+        .collect();
+    with_backends(blockers)
+}
+
+fn with_backends(mut blockers: Vec<Blocker>) -> Vec<Blocker> {
     let pids: Vec<i32> = blockers.iter().map(|b| b.pid).collect();
     let mut backends = activity::backends(&pids);
     for blocker in &mut blockers {
@@ -63,20 +105,31 @@ impl Blocker {
     /// `a share lock on all classes for application 7, held by process 4242
     /// (application_name "snapshot #7") in a transaction running for 3.1 s`
     pub fn describe(&self) -> String {
-        let who = process(self.pid, self.backend.as_ref());
+        let who = self.who();
         if self.granted {
-            format!("{}, held by {who}{}", self.conflict, since(self.backend.as_ref()))
+            format!("{}, held by {who}{}", self.conflict, self.since())
         } else {
             format!("{} that {who} is queued for ahead of this request", self.conflict)
         }
     }
 }
 
+impl Blocker {
+    /// See [`process`].
+    pub fn who(&self) -> String {
+        process(self.pid, self.backend.as_ref(), self.prepared_xid)
+    }
+}
+
 /// `process 4242 (application_name "snapshot #7")`, or that it has ended. Locks of prepared
-/// transactions show with process id 0.
-pub fn process(pid: i32, backend: Option<&Backend>) -> String {
+/// transactions show with process id 0: `a prepared transaction (xid 741)`, whose gid
+/// `pg_prepared_xacts` gives.
+pub fn process(pid: i32, backend: Option<&Backend>, prepared_xid: Option<u32>) -> String {
     if pid == 0 {
-        return "a prepared transaction".to_string();
+        return match prepared_xid {
+            Some(xid) => format!("a prepared transaction (xid {xid})"),
+            None => "a prepared transaction".to_string(),
+        };
     }
     match backend {
         Some(backend) => format!("process {pid} (application_name \"{}\")", backend.application_name),
@@ -84,10 +137,26 @@ pub fn process(pid: i32, backend: Option<&Backend>) -> String {
     }
 }
 
-/// ` in a transaction running for 3.1 s`, ` as a session lock, outside any transaction`, or
-/// nothing when the current user may not see the process's activity.
-pub fn since(backend: Option<&Backend>) -> String {
+impl Blocker {
+    /// What is known of how long the lock has been held: see [`since`].
+    pub fn since(&self) -> String {
+        since(self.backend.as_ref(), self.holds_session_locks)
+    }
+}
+
+/// How the lock in the way is held, as far as the holder's state tells:
+/// - ` in a transaction running for 3.1 s`: the holder has no lockhier session lock, so the
+///   lock is one of its current transaction's;
+/// - ` as a session lock, outside any transaction`: it is in no transaction, so the lock can
+///   only be a session lock;
+/// - ` as a session lock or in its current transaction, running for 3.1 s`: it holds session
+///   locks and is in a transaction, and which of them is in the way cannot be told;
+/// - nothing when the current user may not see the process's activity.
+pub fn since(backend: Option<&Backend>, holds_session_locks: bool) -> String {
     match backend.and_then(|b| b.details.as_ref()).map(|d| d.xact_age()) {
+        Some(Some(age)) if holds_session_locks => {
+            format!(" as a session lock or in its current transaction, running for {}", human_duration(age))
+        }
         Some(Some(age)) => format!(" in a transaction running for {}", human_duration(age)),
         Some(None) => " as a session lock, outside any transaction".to_string(),
         None => String::new(),

@@ -98,6 +98,8 @@ pub fn blocker_rows(request: Result<Request, LockhierError>, wait_for: Option<In
 }
 
 /// Everything this session holds through lockhier, transaction requests first.
+// pgrx reads the columns' names off this signature, so the row type is spelled out here.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_restricted)]
 fn held() -> TableIterator<
     'static,

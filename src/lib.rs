@@ -2,6 +2,12 @@
 //!
 //! The contract is `design/lock-model.md`; the README is the user guide.
 
+// Each unsafe block does one unsafe thing and says why it is sound.
+#![warn(clippy::multiple_unsafe_ops_per_block, clippy::undocumented_unsafe_blocks)]
+// pgrx's CaughtError (a PostgreSQL error caught on its way out) is large; it is only ever
+// returned on the error path, where its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use pgrx::prelude::*;
 
 mod acquire;
@@ -18,10 +24,12 @@ mod plan;
 #[cfg(test)]
 mod plan_timing;
 mod registry;
+mod relations;
 mod rowcache;
 mod rows;
 mod subxact;
 mod tuplelock;
+mod version;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -32,8 +32,7 @@ impl Hold {
 fn advisory_tag(key: i64) -> pg_sys::LOCKTAG {
     let (high, low) = key::split(key);
     pg_sys::LOCKTAG {
-        // SAFETY: MyDatabaseId is set once at backend start-up, before any SQL function runs.
-        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field1: my_database(),
         locktag_field2: high,
         locktag_field3: low,
         locktag_field4: 1,
@@ -42,8 +41,8 @@ fn advisory_tag(key: i64) -> pg_sys::LOCKTAG {
     }
 }
 
-/// Take the lock if it can be had at once; never waits. Lock-table exhaustion raises
-/// PostgreSQL's own "out of shared memory" error.
+/// Take the lock if it can be had at once; never waits. A full lock table raises PostgreSQL's
+/// own "out of shared memory" error (53200), with nothing of this lock taken.
 pub fn try_lock(key: i64, mode: LockMode, hold: Hold) -> bool {
     let tag = advisory_tag(key);
     // SAFETY: `tag` is a valid advisory LOCKTAG that LockAcquire only reads; with dontWait the
@@ -106,11 +105,18 @@ pub fn lock_waiting(
 /// nothing an advisory lock is taken in, so every session shares the key without waiting.
 const SENTINEL_MODE: u32 = pg_sys::AccessShareLock;
 
+/// Take the sentinel. It can fail only as any lock can, with "out of shared memory" (53200)
+/// when the lock table is full; no mode ever taken on an advisory key conflicts with
+/// `AccessShareLock`, so the lock manager never answers "not available".
 pub fn take_sentinel() {
     let tag = advisory_tag(key::SENTINEL);
-    // SAFETY: as for `try_lock`; the mode conflicts with no mode ever taken on advisory keys,
-    // so dontWait always succeeds.
-    unsafe { pg_sys::LockAcquire(&tag, SENTINEL_MODE as i32, true, true) };
+    // SAFETY: as for `try_lock`.
+    let result = unsafe { pg_sys::LockAcquire(&tag, SENTINEL_MODE as i32, true, true) };
+    assert_ne!(
+        result,
+        pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL,
+        "lockhier's sentinel lock conflicts with nothing and must always be available"
+    );
 }
 
 pub fn drop_sentinel() {
@@ -120,10 +126,8 @@ pub fn drop_sentinel() {
 }
 
 pub fn sentinel_held() -> bool {
-    let tag = advisory_tag(key::SENTINEL);
-    // SAFETY: LockHeldByMe only looks the tag up in this backend's local lock table; the
-    // sentinel is only ever taken as a session lock, so held means held by the session.
-    unsafe { pg_sys::LockHeldByMe(&tag, SENTINEL_MODE as i32) }
+    // The sentinel is only ever taken as a session lock, so held means held by the session.
+    crate::version::lock_held_by_me(&advisory_tag(key::SENTINEL), SENTINEL_MODE as pg_sys::LOCKMODE)
 }
 
 /// Whether the error is a lock wait running out of `lock_timeout`.
@@ -132,42 +136,77 @@ pub fn is_lock_timeout(error: &CaughtError) -> bool {
         if report.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE)
 }
 
-/// One process's hold on (or wait for) an advisory key, as a row of `pg_locks` shows it.
+/// One process's hold on (or wait for) a lock, as a row of `pg_locks` shows it.
 #[derive(Clone, Debug)]
 pub struct KeyHolder {
+    /// The advisory key, or the relation's OID (as an i64) for relation locks.
     pub key: i64,
     pub pid: i32,
     pub held: LockMask,
-    /// The mode it is queued for on this key, if it is waiting.
+    /// The mode it is queued for on this lock, if it is waiting.
     pub awaited: Option<u8>,
+    /// For a prepared transaction (pid 0), its xid.
+    pub prepared_xid: Option<u32>,
 }
 
 /// Every process holding or awaiting one of `keys` in this database, read from the lock
 /// manager's status data (what `pg_locks` reads). Unlike `GetLockConflicts` this sees idle
 /// sessions holding session locks. Costs a pass over the whole lock table: error path only.
 pub fn holders_of(keys: &[i64]) -> Vec<KeyHolder> {
-    // SAFETY: MyDatabaseId is set once at backend start-up.
-    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let database = my_database();
+    lock_entries(|tag| {
+        let advisory = u32::from(tag.locktag_type) == pg_sys::LockTagType::LOCKTAG_ADVISORY
+            && tag.locktag_field1 == database
+            && tag.locktag_field4 == 1;
+        let key = ((u64::from(tag.locktag_field2) << 32) | u64::from(tag.locktag_field3)) as i64;
+        (advisory && keys.contains(&key)).then_some(key)
+    })
+}
+
+/// Every process holding or awaiting a lock on relation `relid` (of this database, or shared).
+pub fn relation_holders(relid: pg_sys::Oid) -> Vec<KeyHolder> {
+    let database = my_database();
+    lock_entries(|tag| {
+        let relation = u32::from(tag.locktag_type) == pg_sys::LockTagType::LOCKTAG_RELATION
+            && (tag.locktag_field1 == database || tag.locktag_field1 == 0)
+            && tag.locktag_field2 == relid.to_u32();
+        relation.then_some(i64::from(relid.to_u32()))
+    })
+}
+
+/// The entries `key_of` picks. A prepared transaction's entries show pid 0 and carry the
+/// virtual xid of the session that prepared it; its xid is found from the lock it holds on its
+/// own transaction id, which carries the same virtual xid.
+fn lock_entries(mut key_of: impl FnMut(&pg_sys::LOCKTAG) -> Option<i64>) -> Vec<KeyHolder> {
     let mut found = Vec::new();
+    let mut prepared_vxids = Vec::new();
+    let mut prepared_xids = Vec::new();
     for_each_lock(|entry| {
         let tag = &entry.locktag;
-        if u32::from(tag.locktag_type) != pg_sys::LockTagType::LOCKTAG_ADVISORY
-            || tag.locktag_field1 != database
-            || tag.locktag_field4 != 1
-        {
-            return;
+        if entry.pid == 0 && u32::from(tag.locktag_type) == pg_sys::LockTagType::LOCKTAG_TRANSACTION {
+            prepared_xids.push((crate::version::virtual_xid(entry), tag.locktag_field1));
         }
-        let key = ((u64::from(tag.locktag_field2) << 32) | u64::from(tag.locktag_field3)) as i64;
-        if keys.contains(&key) {
+        if let Some(key) = key_of(tag) {
             found.push(KeyHolder {
                 key,
                 pid: entry.pid,
                 held: entry.holdMask as LockMask,
                 awaited: (entry.waitLockMode != 0).then_some(entry.waitLockMode as u8),
+                prepared_xid: None,
             });
+            prepared_vxids.push((entry.pid == 0).then(|| crate::version::virtual_xid(entry)));
         }
     });
+    for (holder, vxid) in found.iter_mut().zip(prepared_vxids) {
+        holder.prepared_xid =
+            vxid.and_then(|vxid| prepared_xids.iter().find(|(v, _)| *v == vxid).map(|&(_, xid)| xid));
+    }
     found
+}
+
+fn my_database() -> u32 {
+    // SAFETY: MyDatabaseId is set once at backend start-up, before any SQL function runs.
+    unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 
 /// The process running each of `xids` (top-level or subtransaction ids), from the lock every
@@ -189,19 +228,32 @@ pub fn transaction_owners(xids: &[u32]) -> Vec<(u32, i32)> {
 
 /// Visit a copy of every entry of the lock table.
 fn for_each_lock(mut visit: impl FnMut(&pg_sys::LockInstanceData)) {
-    // SAFETY: GetLockStatusData returns a palloc'd snapshot (copied under the partition locks)
-    // of `nelements` entries, which is read here and then freed. `visit` cannot raise a
-    // PostgreSQL error, so nothing leaks past the frees.
-    unsafe {
-        let data = pg_sys::GetLockStatusData();
-        if (*data).nelements > 0 {
-            std::slice::from_raw_parts((*data).locks, (*data).nelements as usize).iter().for_each(&mut visit);
-        }
-        if !(*data).locks.is_null() {
-            pg_sys::pfree((*data).locks.cast());
-        }
-        pg_sys::pfree(data.cast());
+    // SAFETY: GetLockStatusData returns a palloc'd snapshot of the lock table, copied under the
+    // partition locks; it is only read here, then freed.
+    let data = unsafe { pg_sys::GetLockStatusData() };
+    // SAFETY: `data` points to the LockData just returned.
+    let status = unsafe { &*data };
+    let (locks, count) = (status.locks, status.nelements);
+    if count > 0 {
+        // SAFETY: `locks` holds `nelements` entries.
+        let entries = unsafe { std::slice::from_raw_parts(locks, count as usize) };
+        // `visit` cannot raise a PostgreSQL error, so nothing leaks past the frees below.
+        entries.iter().for_each(&mut visit);
     }
+    if !locks.is_null() {
+        // SAFETY: the array was palloc'd by GetLockStatusData and is not used after this.
+        unsafe { pg_sys::pfree(locks.cast()) };
+    }
+    // SAFETY: as above, for the LockData itself.
+    unsafe { pg_sys::pfree(data.cast()) };
+}
+
+/// PostgreSQL's own answer to "do lock modes `a` and `b` (1..=8) conflict?", for checking
+/// lockhier's copy of the table against the server it runs in.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn server_modes_conflict(a: u8, b: u8) -> bool {
+    // SAFETY: DoLockModesConflict only reads the default lock method's conflict table.
+    unsafe { pg_sys::DoLockModesConflict(i32::from(a), i32::from(b)) }
 }
 
 /// This backend's process id.

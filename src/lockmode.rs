@@ -96,7 +96,17 @@ pub fn pg_mode_name(mode: u8) -> &'static str {
 
 /// The strongest mode in `mask` that conflicts with `wanted`, if any.
 pub fn strongest_conflicting(mask: LockMask, wanted: LockMode) -> Option<u8> {
-    (1..=8u8).rev().find(|&m| mask & bit(m) != 0 && wanted.conflicts_with_any(bit(m)))
+    strongest_conflicting_mode(mask, wanted.number())
+}
+
+/// As [`strongest_conflicting`], for any mode number (1..=8), such as a relation lock's.
+pub fn strongest_conflicting_mode(mask: LockMask, wanted: u8) -> Option<u8> {
+    (1..=8u8).rev().find(|&m| mask & bit(m) != 0 && modes_conflict(m, wanted))
+}
+
+/// PostgreSQL's conflict table for two mode numbers (1..=8): `DoLockModesConflict`.
+pub fn modes_conflict(a: u8, b: u8) -> bool {
+    CONFLICTS.get(a as usize).is_some_and(|conflicts| conflicts & bit(b) != 0)
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl ClassName {
     }
 
     fn parse(raw: &str) -> Result<ClassName, LockhierError> {
-        let invalid = |reason| LockhierError::InvalidClass { class: raw.to_string(), reason };
+        let invalid = |reason| LockhierError::InvalidClass { class: shown(raw), reason };
         if raw.is_empty() {
             return Err(invalid(ClassProblem::Empty));
         }
@@ -206,22 +206,33 @@ impl Classes {
     }
 
     /// `None` elements are SQL NULLs. Duplicates merge; `all` beside other classes means `all`.
+    ///
+    /// Reads the elements one at a time and keeps only the distinct names, so a huge array
+    /// costs no memory here: it is refused at its 65th distinct name, and a name repeated a
+    /// million times is stored once.
     pub fn parse_many<'a>(raw: impl IntoIterator<Item = Option<&'a str>>) -> Result<Classes, LockhierError> {
-        let mut names = Vec::new();
+        let mut names: Vec<ClassName> = Vec::new();
+        let mut all = false;
+        let mut any = false;
         for element in raw {
             let class = ClassName::parse(element.ok_or(LockhierError::NullClassElement)?)?;
-            names.push(class);
+            any = true;
+            if class.is_all() {
+                all = true;
+                continue;
+            }
+            if let Err(slot) = names.binary_search(&class) {
+                if names.len() == MAX_CLASSES {
+                    return Err(LockhierError::TooManyClasses);
+                }
+                names.insert(slot, class);
+            }
         }
-        if names.is_empty() {
+        if !any {
             return Err(LockhierError::EmptyClasses);
         }
-        if names.iter().any(ClassName::is_all) {
+        if all {
             return Ok(Classes::All);
-        }
-        names.sort_unstable();
-        names.dedup();
-        if names.len() > MAX_CLASSES {
-            return Err(LockhierError::TooManyClasses(names.len()));
         }
         Ok(match names.as_slice() {
             [only] => Classes::One(*only),
@@ -279,7 +290,7 @@ impl Mode {
         } else if raw.eq_ignore_ascii_case("exclusive") {
             Ok(Mode::Exclusive)
         } else {
-            Err(LockhierError::UnknownMode(raw.to_string()))
+            Err(LockhierError::UnknownMode(shown(raw)))
         }
     }
 
@@ -305,14 +316,23 @@ impl RowMode {
 
     /// Case and spacing are free: `'No Key  Update'` is `no key update`.
     pub fn parse(raw: &str) -> Result<RowMode, LockhierError> {
-        let words: Vec<String> = raw.split_whitespace().map(str::to_ascii_lowercase).collect();
-        match words.join(" ").as_str() {
-            "update" => Ok(RowMode::Update),
-            "no key update" => Ok(RowMode::NoKeyUpdate),
-            "share" => Ok(RowMode::Share),
-            "key share" => Ok(RowMode::KeyShare),
-            _ => Err(LockhierError::UnknownRowMode(raw.to_string())),
-        }
+        const SPELLINGS: [(&[&str], RowMode); 4] = [
+            (&["update"], RowMode::Update),
+            (&["no", "key", "update"], RowMode::NoKeyUpdate),
+            (&["share"], RowMode::Share),
+            (&["key", "share"], RowMode::KeyShare),
+        ];
+        let words = || raw.split_ascii_whitespace();
+        SPELLINGS
+            .iter()
+            .find(|(spelling, _)| {
+                words().count() == spelling.len()
+                    && words()
+                        .zip(spelling.iter())
+                        .all(|(word, expected)| word.eq_ignore_ascii_case(expected))
+            })
+            .map(|&(_, mode)| mode)
+            .ok_or_else(|| LockhierError::UnknownRowMode(shown(raw)))
     }
 
     /// As in `FOR <name>`, lower case.
@@ -381,6 +401,20 @@ impl Wait {
     }
 }
 
+/// How much of a text argument an error message repeats: the message stays short (and memory
+/// bounded) however long the argument is.
+pub const SHOWN_BYTES: usize = 80;
+
+/// `raw` as error messages quote it: whole when short, else its first [`SHOWN_BYTES`] bytes
+/// (cut at a character boundary) and `...`.
+pub fn shown(raw: &str) -> String {
+    if raw.len() <= SHOWN_BYTES {
+        return raw.to_string();
+    }
+    let cut = (0..=SHOWN_BYTES).rev().find(|&i| raw.is_char_boundary(i)).unwrap_or(0);
+    format!("{}...", &raw[..cut])
+}
+
 /// An id argument: SQL NULL must be refused by name, never turned into "lock nothing".
 pub fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, LockhierError> {
     value.ok_or(LockhierError::NullArgument(argument))
@@ -427,10 +461,45 @@ mod tests {
         let too_many: Vec<String> = (0..=MAX_CLASSES).map(|i| format!("c{i}")).collect();
         assert!(matches!(
             Classes::parse_many(too_many.iter().map(|c| Some(c.as_str()))),
-            Err(LockhierError::TooManyClasses(65))
+            Err(LockhierError::TooManyClasses)
         ));
+        let at_most: Vec<String> = (0..MAX_CLASSES).map(|i| format!("c{i}")).collect();
+        assert_eq!(Classes::parse_many(at_most.iter().map(|c| Some(c.as_str()))).unwrap().names().len(), 64);
         let repeated = vec![Some("same"); 100];
         assert_eq!(Classes::parse_many(repeated).unwrap(), Classes::parse_one("same").unwrap());
+    }
+
+    /// A huge array is refused at its 65th distinct name without reading (or copying) the
+    /// rest; repeated names are kept once however many times they come.
+    #[test]
+    fn class_lists_are_read_no_further_than_the_cap() {
+        let read = std::cell::Cell::new(0usize);
+        let names: Vec<String> = (0..3_000_000).map(|i| format!("c{i}")).collect();
+        let counted = names.iter().map(|n| {
+            read.set(read.get() + 1);
+            Some(n.as_str())
+        });
+        assert!(matches!(Classes::parse_many(counted), Err(LockhierError::TooManyClasses)));
+        assert_eq!(read.get(), MAX_CLASSES + 1, "stops at the 65th distinct name");
+
+        let repeated = std::iter::repeat_n(Some("same"), 3_000_000).chain([Some("other")]);
+        assert_eq!(Classes::parse_many(repeated).unwrap().to_string(), "\"same\", \"other\"");
+    }
+
+    #[test]
+    fn long_arguments_are_quoted_short() {
+        assert_eq!(shown("share"), "share");
+        let long = "é".repeat(1_000_000);
+        let quoted = shown(&long);
+        assert!(quoted.len() <= SHOWN_BYTES + 3 && quoted.ends_with("..."), "{}", quoted.len());
+        match Classes::parse_one(&"x".repeat(10_000_000)) {
+            Err(LockhierError::InvalidClass { class, reason: ClassProblem::TooLong }) => {
+                assert_eq!(class, format!("{}...", "x".repeat(SHOWN_BYTES)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Mode::parse(&long), Err(LockhierError::UnknownMode(m)) if m == quoted));
+        assert!(matches!(RowMode::parse(&long), Err(LockhierError::UnknownRowMode(m)) if m == quoted));
     }
 
     #[test]

@@ -168,8 +168,7 @@ unsafe extern "C-unwind" fn on_subtransaction_end(
 pub fn install_callbacks() {
     // SAFETY: registering callbacks that live as long as the loaded library, which is never
     // unloaded; they only touch this module's backend-local record.
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_end), std::ptr::null_mut());
-    }
+    unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut()) };
+    // SAFETY: as above.
+    unsafe { pg_sys::RegisterSubXactCallback(Some(on_subtransaction_end), std::ptr::null_mut()) };
 }

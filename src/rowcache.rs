@@ -23,14 +23,37 @@ struct Entry {
     statements: HashMap<StatementKey, Rc<OwnedPreparedStatement>>,
 }
 
+/// What invalidations made stale since the cache was last used: a short list of relations,
+/// collapsing to "everything" past [`Invalidated::MAX_RELATIONS`], so that a session that never
+/// calls `lock_rows` again does not collect the relid of every later invalidation.
+#[derive(Debug, PartialEq, Eq)]
 enum Invalidated {
     Relations(Vec<pg_sys::Oid>),
     Everything,
 }
 
+impl Invalidated {
+    const MAX_RELATIONS: usize = 32;
+
+    const fn nothing() -> Invalidated {
+        Invalidated::Relations(Vec::new())
+    }
+
+    /// `relid` changed (InvalidOid: every relation did).
+    fn note(&mut self, relid: pg_sys::Oid) {
+        match self {
+            Invalidated::Relations(_) if relid == pg_sys::InvalidOid => *self = Invalidated::Everything,
+            Invalidated::Relations(relids) if relids.contains(&relid) => {}
+            Invalidated::Relations(relids) if relids.len() < Self::MAX_RELATIONS => relids.push(relid),
+            Invalidated::Relations(_) => *self = Invalidated::Everything,
+            Invalidated::Everything => {}
+        }
+    }
+}
+
 thread_local! {
     static ENTRIES: RefCell<HashMap<TargetKey, Entry>> = RefCell::new(HashMap::new());
-    static INVALIDATED: RefCell<Invalidated> = const { RefCell::new(Invalidated::Relations(Vec::new())) };
+    static INVALIDATED: RefCell<Invalidated> = const { RefCell::new(Invalidated::nothing()) };
 }
 
 /// The target for `key`, resolved by `resolve` the first time.
@@ -68,8 +91,7 @@ pub fn statement<E>(
 /// Drop what invalidations made stale. Plans are freed here, outside the callbacks, which
 /// must not do such work.
 fn forget_invalidated() {
-    let invalidated =
-        INVALIDATED.with_borrow_mut(|i| std::mem::replace(i, Invalidated::Relations(Vec::new())));
+    let invalidated = INVALIDATED.with_borrow_mut(|i| std::mem::replace(i, Invalidated::nothing()));
     let stale: Vec<Entry> = ENTRIES.with_borrow_mut(|entries| match invalidated {
         Invalidated::Everything => entries.drain().map(|(_, entry)| entry).collect(),
         Invalidated::Relations(relids) if relids.is_empty() => Vec::new(),
@@ -84,11 +106,11 @@ fn forget_invalidated() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relation_change(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    INVALIDATED.with_borrow_mut(|i| match i {
-        Invalidated::Relations(_) if relid == pg_sys::InvalidOid => *i = Invalidated::Everything,
-        Invalidated::Relations(relids) => relids.push(relid),
-        Invalidated::Everything => {}
-    });
+    // Nothing cached, nothing to forget (a session that never called lock_rows).
+    if ENTRIES.with(|e| e.try_borrow().is_ok_and(|entries| entries.is_empty())) {
+        return;
+    }
+    INVALIDATED.with_borrow_mut(|i| i.note(relid));
 }
 
 #[pg_guard]
@@ -100,12 +122,31 @@ unsafe extern "C-unwind" fn on_schema_change(_arg: pg_sys::Datum, _cache: i32, _
 pub fn install_callbacks() {
     // SAFETY: registering callbacks that live as long as the loaded library, which is never
     // unloaded; they only note what became stale.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relation_change), pg_sys::Datum::from(0)) };
+    let namespaces = pg_sys::SysCacheIdentifier::NAMESPACEOID as i32;
+    // SAFETY: as above.
     unsafe {
-        pg_sys::CacheRegisterRelcacheCallback(Some(on_relation_change), pg_sys::Datum::from(0));
-        pg_sys::CacheRegisterSyscacheCallback(
-            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
-            Some(on_schema_change),
-            pg_sys::Datum::from(0),
-        );
+        pg_sys::CacheRegisterSyscacheCallback(namespaces, Some(on_schema_change), pg_sys::Datum::from(0))
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Invalidated;
+    use pgrx::pg_sys::{self, Oid};
+
+    #[test]
+    fn invalidations_stay_bounded() {
+        let mut invalidated = Invalidated::nothing();
+        invalidated.note(Oid::from_u32(7));
+        invalidated.note(Oid::from_u32(7));
+        assert_eq!(invalidated, Invalidated::Relations(vec![Oid::from_u32(7)]));
+        for relid in 0..1_000_000u32 {
+            invalidated.note(Oid::from_u32(100 + relid));
+        }
+        assert_eq!(invalidated, Invalidated::Everything, "collapsed, not a million relids");
+        let mut one_global = Invalidated::nothing();
+        one_global.note(pg_sys::InvalidOid);
+        assert_eq!(one_global, Invalidated::Everything);
     }
 }

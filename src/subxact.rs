@@ -19,11 +19,10 @@ impl LockTimeoutOverride {
         let millis = limit.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128) as i32;
         // SAFETY: LockTimeout is the GUC variable behind lock_timeout, read by ProcSleep when a
         // wait begins; this backend is single-threaded and nothing else runs in between.
-        unsafe {
-            let saved = pg_sys::LockTimeout;
-            pg_sys::LockTimeout = millis;
-            LockTimeoutOverride { saved }
-        }
+        let saved = unsafe { pg_sys::LockTimeout };
+        // SAFETY: as above.
+        unsafe { pg_sys::LockTimeout = millis };
+        LockTimeoutOverride { saved }
     }
 }
 
@@ -37,26 +36,47 @@ impl Drop for LockTimeoutOverride {
 /// Run `f` as a PL/pgSQL block with an EXCEPTION clause runs its body: if it raises, everything
 /// it did, transaction-level locks included, is rolled back and the error is returned.
 pub fn in_subtransaction<T>(f: impl FnOnce() -> T + UnwindSafe) -> Result<T, CaughtError> {
+    run(f, |_| true)
+}
+
+/// As [`in_subtransaction`], and also rolled back when `f` returns `Err`: a refusal keeps
+/// nothing of what was taken on the way to it.
+pub fn kept_if_ok<T, E>(f: impl FnOnce() -> Result<T, E> + UnwindSafe) -> Result<Result<T, E>, CaughtError> {
+    run(f, Result::is_ok)
+}
+
+/// Run `f` and roll back whatever it did, locks included, whether it returns or raises: for
+/// looking (who holds these rows?) without keeping anything the look took.
+pub fn probe<T>(f: impl FnOnce() -> T + UnwindSafe) -> Result<T, CaughtError> {
+    run(f, |_| false)
+}
+
+fn run<T>(f: impl FnOnce() -> T + UnwindSafe, keep: impl FnOnce(&T) -> bool) -> Result<T, CaughtError> {
+    // SAFETY: reading the current memory context, to restore it after.
+    let memory_context = unsafe { pg_sys::CurrentMemoryContext };
+    // SAFETY: reading the current resource owner, to restore it after.
+    let resource_owner = unsafe { pg_sys::CurrentResourceOwner };
     // SAFETY: the calling SQL function runs inside a transaction and outside parallel mode
     // (lockhier's functions are PARALLEL UNSAFE), where internal subtransactions are allowed.
-    // The memory context and resource owner are restored on both paths, as PL/pgSQL does.
-    unsafe {
-        let memory_context = pg_sys::CurrentMemoryContext;
-        let resource_owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(memory_context);
+    unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+    // SAFETY: the caller's memory context outlives the subtransaction; results allocated in it
+    // survive the rollback, as PL/pgSQL arranges.
+    unsafe { pg_sys::MemoryContextSwitchTo(memory_context) };
 
-        let result = PgTryBuilder::new(|| Ok(f())).catch_others(Err).execute();
+    let result = PgTryBuilder::new(|| Ok(f())).catch_others(Err).execute();
 
-        // By now PgTryBuilder has flushed the error state, as must happen before a rollback.
-        match result {
-            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
-            Err(_) => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
-        }
-        pg_sys::MemoryContextSwitchTo(memory_context);
-        pg_sys::CurrentResourceOwner = resource_owner;
-        result
+    // By now PgTryBuilder has flushed the error state, as must happen before a rollback.
+    match &result {
+        // SAFETY: ends the subtransaction begun above, keeping its work in the caller's.
+        Ok(value) if keep(value) => unsafe { pg_sys::ReleaseCurrentSubTransaction() },
+        // SAFETY: ends the subtransaction begun above, undoing its work.
+        _ => unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() },
     }
+    // SAFETY: puts back the caller's memory context and resource owner, as PL/pgSQL does.
+    unsafe { pg_sys::MemoryContextSwitchTo(memory_context) };
+    // SAFETY: as above.
+    unsafe { pg_sys::CurrentResourceOwner = resource_owner };
+    result
 }
 
 /// Run `f` with `owner` as the current resource owner, so that transaction locks it takes
@@ -69,12 +89,33 @@ pub fn with_resource_owner<T>(owner: pg_sys::ResourceOwner, f: impl FnOnce() -> 
             unsafe { pg_sys::CurrentResourceOwner = self.0 };
         }
     }
+    // SAFETY: reading the current resource owner, to restore it after.
+    let _restore = Restore(unsafe { pg_sys::CurrentResourceOwner });
     // SAFETY: `owner` is a live resource owner of this transaction (the caller's), which
     // outlives the call; this backend is single-threaded.
-    let _restore = unsafe {
-        let previous = pg_sys::CurrentResourceOwner;
-        pg_sys::CurrentResourceOwner = owner;
-        Restore(previous)
-    };
+    unsafe { pg_sys::CurrentResourceOwner = owner };
     f()
+}
+
+/// Warn, with SQLSTATE 25P01 as `SET LOCAL` does, that a transaction-scoped lock was just taken
+/// outside a transaction block (in autocommit): it is released when the statement ends, before
+/// the work it was meant to protect runs. Not inside BEGIN ... COMMIT, an implicit
+/// multi-statement transaction or a subtransaction.
+pub fn warn_if_outside_transaction_block() {
+    // SAFETY: reads this backend's transaction state.
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        return;
+    }
+    // SAFETY: as above.
+    if unsafe { pg_sys::IsSubTransaction() } {
+        return;
+    }
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+        "lockhier transaction lock taken outside a transaction block",
+        pgrx::function_name!(),
+    )
+    .set_detail("It is released when this statement ends, before any later statement runs.")
+    .set_hint("Take it after BEGIN, in the transaction whose work it protects; session_lock_* locks last across transactions.")
+    .report(PgLogLevel::WARNING);
 }

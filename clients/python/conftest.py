@@ -25,33 +25,40 @@ class Holder:
     def release(self):
         self.conn.commit()
 
-    def release_after(self, seconds):
-        timer = threading.Timer(seconds, self.release)
-        timer.start()
-        return timer
-
-    def release_once_waited_on(self, at_least):
+    def release_once_waited_on(self, at_least=0.0):
         """Commit in a thread once another backend waits for one of lockhier's locks (seen in
         pg_locks) and at least `at_least` seconds have passed; self.waiters then holds the
-        waiters' application_name. Gives up (and commits) after 20 s."""
+        waiters' application_name. Gives up (and commits) after 60 s."""
+        return release_once_waited_on(self.dbname, self.release, self.waiters, at_least)
 
-        def watch():
-            start = time.monotonic()
-            with psycopg.connect(dbname=self.dbname, application_name="observer", autocommit=True) as obs:
-                while time.monotonic() - start < 20:
-                    waiters = [row[0] for row in obs.execute(
-                        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                        " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND NOT l.granted"
-                        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")]
-                    if waiters and time.monotonic() - start >= at_least:
-                        self.waiters = waiters
-                        break
-                    time.sleep(0.05)
-            self.release()
 
-        thread = threading.Thread(target=watch)
-        thread.start()
-        return thread
+def lockhier_waiters(conn):
+    """application_name of every backend queued for one of lockhier's locks in this database."""
+    return [row[0] for row in conn.execute(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+        " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND NOT l.granted"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")]
+
+
+def release_once_waited_on(dbname, release, waiters_seen, at_least=0.0):
+    """Call release() in a thread once some backend is queued for one of lockhier's locks (state
+    read from pg_locks, not a sleep) and `at_least` seconds have passed; the waiters'
+    application_names are appended to waiters_seen. Gives up (and releases) after 60 s."""
+
+    def watch():
+        start = time.monotonic()
+        with psycopg.connect(dbname=dbname, application_name="observer", autocommit=True) as obs:
+            while time.monotonic() - start < 60:
+                waiters = lockhier_waiters(obs)
+                if waiters and time.monotonic() - start >= at_least:
+                    waiters_seen.extend(waiters)
+                    break
+                time.sleep(0.05)
+        release()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
 
 
 @pytest.fixture

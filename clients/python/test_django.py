@@ -86,26 +86,31 @@ def test_try_lock_returns_false_and_transaction_stays_usable():
 
 def test_bounded_wait_succeeds_when_holder_commits_in_time():
     started = threading.Event()
+    seen_waiting = threading.Event()
 
     def other_editor():  # its own thread, so its own connection
         try:
             with transaction.atomic(using="jobs"), connections["jobs"].cursor() as job:
                 job.execute("SELECT lockhier.lock_field(7, 12, 99, 'field__update')")
                 started.set()
-                time.sleep(0.5)
+                # Commits once the request below is seen queued behind this lock (in pg_locks).
+                while not seen_waiting.is_set():
+                    job.execute("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)")
+                    if job.fetchone()[0]:
+                        seen_waiting.set()
+                    else:
+                        time.sleep(0.05)
         finally:
             connections.close_all()
 
     thread = threading.Thread(target=other_editor)
     thread.start()
     assert started.wait(10)
-    start = time.monotonic()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => %s)", ["5 s"])
+        cursor.execute("SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => %s)", ["30 s"])
         DatabaseField.objects.filter(id=99).update(name="after waiting")
-    waited = time.monotonic() - start
     thread.join()
-    assert 0.3 < waited < 4, waited
+    assert seen_waiting.is_set()  # it queued, and was granted when the other editor committed
     assert field_name(99) == "after waiting"
 
 

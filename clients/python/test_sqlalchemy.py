@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from conftest import DB, IMPORT_CLASSES, assert_names_holder, blocker_pids
+from conftest import DB, IMPORT_CLASSES, assert_names_holder, blocker_pids, release_once_waited_on
 from recipe_sqlalchemy import FieldBusy, update_field
 
 FIELD_UPDATE = text("SELECT lockhier.lock_field(7, 12, 99, 'field__update')")
@@ -97,12 +97,14 @@ def test_try_lock_returns_false_and_transaction_stays_usable(engine, snapshot_jo
 
 def test_bounded_wait_succeeds_when_holder_commits_in_time(engine, snapshot_job):
     snapshot_job.take("SELECT lockhier.lock_field(7, 12, 99, 'field__update')")
-    threading.Timer(0.5, snapshot_job.release).start()
-    start = time.monotonic()
+    waiters = []
+    watcher = release_once_waited_on(DB, snapshot_job.release, waiters)
     with engine.begin() as conn:
-        conn.execute(text("SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => :wait)"), {"wait": "5 s"})
+        conn.execute(text("SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => :wait)"), {"wait": "30 s"})
         assert conn.execute(text("SELECT count(*) FROM lockhier.held()")).scalar() == 1
-    assert 0.4 < time.monotonic() - start < 4
+    watcher.join()
+    # It was seen queued, and granted when the snapshot committed (before its wait ran out).
+    assert waiters == ["field editor"], waiters
 
 
 def test_session_lock_outlives_the_transaction_in_a_pooled_connection(observer):

@@ -43,8 +43,10 @@ SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait 
 -- and so does a migration, which is exclusive,
 SELECT show_error($$SELECT lockhier.lock_application(7)$$);
 -- while a second snapshot runs beside it, and try_ says false without an error.
+BEGIN;
 SELECT lockhier.lock_application(7, mode => 'share');
 SELECT lockhier.try_lock_field(7, 12, 99, 'field__update');
+COMMIT;
 -- Two snapshots in the way of a migration: both are named.
 SELECT open_session('snapshot2', 'snapshot #7');
 SELECT dblink_exec('snapshot2', 'BEGIN');
@@ -59,14 +61,16 @@ SELECT * FROM dblink('import', $$SELECT lockhier.lock_table(7, 12,
     ARRAY['field__deletion', 'field__type_update', 'field__incompatible_update'], 'share')::text$$) AS t(x text);
 SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__deletion')$$);
 SELECT show_error($$SELECT lockhier.lock_table(7, 12)$$);
+BEGIN;
 SELECT lockhier.lock_field(7, 12, 99, 'field__rename');
+COMMIT;
 -- Who is in the way of a deletion (the same words as the error's DETAIL):
 SELECT application_name, conflict, lock_mode, granted, state
   FROM lockhier.blockers_field(7, 12, 99, 'field__deletion');
 -- A request queued behind a waiting one: the waiter is named as queued ahead.
 SELECT open_session('migration', 'migration 7');
 SELECT dblink_send_query('migration', $$SELECT lockhier.lock_application(7, wait => '30 s')$$);
-SELECT pg_sleep(0.1);
+SELECT wait_until_queued('migration 7');
 SELECT show_error($$SELECT lockhier.lock_field(7, 12, 98, 'field__rename')$$);
 SELECT dblink_exec('import', 'COMMIT');
 SELECT * FROM dblink_get_result('migration') AS t(x text);
@@ -75,6 +79,11 @@ SELECT open_session('backup', 'nightly backup');
 SELECT * FROM dblink('backup', $$SELECT lockhier.session_lock_global('full_backup')::text$$) AS t(x text);
 SELECT show_error($$SELECT lockhier.lock_global('full_backup')$$);
 SELECT show_error($$SELECT lockhier.session_lock_global(ARRAY['full_backup', 'app_task'], 'share')$$);
+-- A job holding a session lock that happens to be in a transaction: which of its locks is in
+-- the way cannot be told, and the DETAIL does not pretend it can.
+SELECT dblink_exec('backup', 'BEGIN');
+SELECT show_error($$SELECT lockhier.lock_global('full_backup')$$);
+SELECT dblink_exec('backup', 'COMMIT');
 SELECT dblink_disconnect(name) FROM unnest(dblink_get_connections()) AS name ORDER BY 1;
 -- Naming a connection is how a job shows up in the conflicts it causes:
 SET application_name = 'csv-import #55';

@@ -21,7 +21,9 @@ SELECT show_error($$SELECT lockhier.lock_rows('database_field', ARRAY[99])$$);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT show_error($$SELECT lockhier.lock_rows('database_field', ARRAY[10], 'share', key_column => 'table_id', wait => '100 ms')$$);
 SELECT show_error($$SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[1, 2])$$);
+BEGIN;
 SELECT lockhier.lock_rows('"My App"."Field Rows"', ARRAY[1, 2], 'no key update');
+COMMIT;
 SELECT lockhier.try_lock_rows('database_field', ARRAY[100]);
 SELECT dblink_exec('holder', 'COMMIT');
 SELECT dblink_disconnect('holder');
@@ -35,4 +37,26 @@ SELECT lockhier.lock_rows('no_key', ARRAY[1]);
 CREATE TABLE two_keys (a int, b int, PRIMARY KEY (a, b));
 SELECT lockhier.lock_rows('two_keys', ARRAY[1]);
 SELECT lockhier.lock_rows('database_field', ARRAY['99']);
+BEGIN;
 SELECT lockhier.lock_rows('database_field', ARRAY[]::bigint[]);
+COMMIT;
+SELECT lockhier.lock_rows('database_field', ARRAY[1, NULL]);
+-- Relations whose rows lockhier cannot lock within its wait, refused up front.
+CREATE VIEW field_view AS SELECT * FROM database_field;
+SELECT lockhier.lock_rows('field_view', ARRAY[1]);
+SELECT lockhier.try_lock_rows('field_view', ARRAY[1]);
+CREATE FOREIGN DATA WRAPPER row_errors_fdw;
+CREATE SERVER row_errors_server FOREIGN DATA WRAPPER row_errors_fdw;
+CREATE FOREIGN TABLE remote_field (id bigint) SERVER row_errors_server;
+SELECT lockhier.lock_rows('remote_field', ARRAY[1], key_column => 'id');
+-- A table locked by another transaction (LOCK TABLE): the wait bounds that lock too, and the
+-- error says the table is locked, and by whom.
+SELECT open_session('migration', 'migration');
+SELECT dblink_exec('migration', 'BEGIN');
+SELECT dblink_exec('migration', 'LOCK TABLE database_field IN ACCESS EXCLUSIVE MODE');
+SELECT show_error($$SELECT lockhier.lock_rows('database_field', ARRAY[99])$$);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT show_error($$SELECT lockhier.lock_rows('database_field', ARRAY[99], 'share', wait => '100 ms')$$);
+SELECT lockhier.try_lock_rows('database_field', ARRAY[99]);
+SELECT dblink_exec('migration', 'ROLLBACK');
+SELECT dblink_disconnect('migration');

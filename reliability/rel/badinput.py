@@ -59,10 +59,11 @@ def rules():
              + [call(f, l, cls=f"ARRAY['import', {c}]") for c in bad_classes[:3]])
     per_call('empty classes array -> 22023', "22023", "classes must not be empty",
              lambda f, l: [call(f, l, cls="ARRAY[]::text[]"), call(f, l, cls="'{}'::text[]")])
-    per_call('NULL element in classes -> 22023', "22023", "classes must not contain NULL",
+    per_call('NULL element in classes -> 22004 (a NULL anywhere is 22004)', "22004", "classes must not contain NULL",
              lambda f, l: [call(f, l, cls="ARRAY['import', NULL]"), call(f, l, cls="ARRAY[NULL]::text[]")])
-    per_call('65 classes -> 22023', "22023", "too many classes: 65",
-             lambda f, l: [call(f, l, cls="(SELECT array_agg('c' || g) FROM generate_series(1, 65) g)")])
+    per_call('65 distinct classes, or 200,000 of them -> 22023', "22023", "too many classes: more than 64",
+             lambda f, l: [call(f, l, cls="(SELECT array_agg('c' || g) FROM generate_series(1, 65) g)"),
+                           call(f, l, cls="(SELECT array_agg('c' || g) FROM generate_series(1, 200000) g)")])
     per_call('negative wait -> 22023', "22023", "wait must not be negative",
              lambda f, l: [call(f, l, wait="'-1 s'"), call(f, l, wait="'-1 ms'"),
                            call(f, l, wait="'-1 microsecond'")],

@@ -28,6 +28,14 @@ GRANT SELECT (id), UPDATE ON priv_colpriv TO "{ROLE}";
 """
 
 
+# Every function that takes or gives back an advisory lock on a bigint key: lockhier's key space.
+ADVISORY_BIGINT_FUNCTIONS = (
+    "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared",
+    "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_shared",
+)
+
+
 def run(res):
     su = connect("rel-priv-superuser")
     su.execute(SETUP)
@@ -153,5 +161,36 @@ def run(res):
         user.execute("ROLLBACK")
         res.check("lock_rows with row-level security: rows the role cannot see count 0 (not an error)",
                   n_try is True and n_cnt == 0, f"try {n_try}, count {n_cnt}")
+
+        # --- keeping a role out of lockhier: USAGE alone is not enough ---------------------
+        # lockhier's keys are published, so a role allowed pg_advisory_*(bigint) takes them
+        # without lockhier. The README says to revoke both; this is that combination.
+        key = one(su, "SELECT lockhier.key('{9}')")
+        advisory = ", ".join(f"pg_catalog.{fn}(bigint)" for fn in ADVISORY_BIGINT_FUNCTIONS)
+        su.execute("REVOKE USAGE ON SCHEMA lockhier FROM PUBLIC")
+        try:
+            user.execute("BEGIN")
+            exc_schema, _ = error_of(user, "SELECT lockhier.try_lock_application(9)")
+            user.execute("ROLLBACK")
+            user.execute("BEGIN")
+            raw_before = one(user, f"SELECT pg_try_advisory_xact_lock({key})")
+            user.execute("ROLLBACK")
+            su.execute(f"REVOKE EXECUTE ON FUNCTION {advisory} FROM PUBLIC")
+            try:
+                raw_after = []
+                for fn in ADVISORY_BIGINT_FUNCTIONS:
+                    user.execute("BEGIN")
+                    raw_after.append((fn, sqlstate(error_of(user, f"SELECT {fn}({key})")[0])))
+                    user.execute("ROLLBACK")
+            finally:
+                su.execute(f"GRANT EXECUTE ON FUNCTION {advisory} TO PUBLIC")
+        finally:
+            su.execute("GRANT USAGE ON SCHEMA lockhier TO PUBLIC")
+        res.check("privileges: with USAGE on lockhier revoked the role is refused lockhier (42501) "
+                  "but still takes its published key with pg_advisory_xact_lock(bigint); with EXECUTE "
+                  "on the ten pg_advisory_*(bigint) functions revoked too, every way in is 42501",
+                  sqlstate(exc_schema) == "42501" and raw_before is True
+                  and all(state == "42501" for _, state in raw_after),
+                  f"schema: {describe_error(exc_schema)}; raw before: {raw_before}; after: {raw_after}")
     finally:
         close_quietly(user, su, su2)

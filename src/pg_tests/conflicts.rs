@@ -1,7 +1,7 @@
 //! Two sessions: the test's own and a second one reached through dblink (`tests.other`).
 #[pgrx::pg_schema]
 mod tests {
-    use crate::pg_tests::tests::{error_of, full_error_of, my_locks, one, other, run};
+    use crate::pg_tests::tests::{error_of, full_error_of, my_locks, one, other, run, waited};
     use pgrx::prelude::*;
 
     fn masked(text: &str) -> String {
@@ -55,7 +55,7 @@ mod tests {
         ] {
             let outcome = error_of(call);
             if call.contains("try_") {
-                assert_eq!(one::<bool>(call), false, "{call}");
+                assert!(!one::<bool>(call), "{call}");
             } else {
                 assert!(outcome.starts_with("55P03 operation in progress"), "{call}: {outcome}");
             }
@@ -68,23 +68,26 @@ mod tests {
 
     #[pg_test]
     fn a_bounded_wait_fails_after_it_and_restores_lock_timeout() {
-        run("SET lock_timeout = '7s'");
+        // The session's own limit is an hour: only the request's bound can end the wait.
+        run("SET lock_timeout = '1h'");
         other("BEGIN");
         other("SELECT lockhier.lock_global('full_backup')");
         let started = std::time::Instant::now();
         let error = full_error_of("SELECT lockhier.lock_global('full_backup', wait => '200 ms')");
-        let waited = started.elapsed();
-        assert!(waited >= std::time::Duration::from_millis(200), "{waited:?}");
-        assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
-        assert!(error.contains(" Waited 2"), "{error}");
+        let took = started.elapsed();
+        // Bounds, not windows: the wait lasts at least what was asked, however loaded the
+        // machine, and far less than the session's hour.
+        assert!(took >= std::time::Duration::from_millis(200), "{took:?}");
+        assert!(took < std::time::Duration::from_secs(600), "{took:?}");
+        assert!(waited(&error) >= Some(std::time::Duration::from_millis(200)), "{error}");
         assert!(
             error
                 .ends_with("HINT: Retry when the operation in progress has finished, or pass a longer wait."),
             "{error}"
         );
-        assert_eq!(one::<String>("SHOW lock_timeout"), "7s");
+        assert_eq!(one::<String>("SHOW lock_timeout"), "1h");
         assert!(!one::<bool>("SELECT lockhier.try_session_lock_global('full_backup', wait => '100 ms')"));
-        assert_eq!(one::<String>("SHOW lock_timeout"), "7s");
+        assert_eq!(one::<String>("SHOW lock_timeout"), "1h");
         assert!(my_locks().is_empty());
         other("ROLLBACK");
         assert!(one::<bool>("SELECT lockhier.try_session_lock_global('full_backup', wait => '100 ms')"));

@@ -5,6 +5,7 @@
 mod api;
 mod bad_input;
 mod conflicts;
+mod hardening;
 mod pg_locks;
 mod rows;
 
@@ -111,5 +112,20 @@ $$;
 
     pub fn quote(text: &str) -> String {
         format!("'{}'", text.replace('\'', "''"))
+    }
+
+    /// How long an error's DETAIL says the request waited: `Waited 250 ms.`, `Waited 1.2 s.`,
+    /// `Waited 2 min 5 s.` (minutes and hours count whole), or `None` if it does not say.
+    pub fn waited(error: &str) -> Option<std::time::Duration> {
+        let mut words = error.split(" Waited ").nth(1)?.split_whitespace();
+        let number: f64 = words.next()?.parse().ok()?;
+        let seconds = match words.next()?.trim_end_matches('.') {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "min" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return None,
+        };
+        Some(std::time::Duration::from_secs_f64(seconds))
     }
 }

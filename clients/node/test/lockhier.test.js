@@ -99,15 +99,25 @@ test('try_lock returns false and the transaction stays usable', async () => {
 
 test('a bounded wait succeeds when the holder commits in time', async () => {
   const other = await hold("SELECT lockhier.lock_field(7, 12, 99, 'field__update')", 'field editor 2');
-  setTimeout(() => other.release(), 500);
+  // The holder commits once the request below is seen queued behind its lock (in pg_locks).
+  const watcher = await connect('observer');
+  let seenWaiting = false;
+  const released = (async () => {
+    while (!seenWaiting) {
+      const { rows } = await watcher.query(
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted) AS waiting");
+      seenWaiting = rows[0].waiting;
+      if (!seenWaiting) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await other.release();
+  })();
   const editor = await connect('field editor');
-  const start = Date.now();
   await editor.query('BEGIN');
-  await editor.query("SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => $1)", ['5 s']);
-  const waited = Date.now() - start;
+  await editor.query("SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => $1)", ['30 s']);
   const { rows } = await editor.query('SELECT held_for, scope FROM lockhier.held()');
   await editor.query('COMMIT');
-  assert.ok(waited > 400 && waited < 4000, `waited ${waited} ms`);
+  await released;
+  assert.ok(seenWaiting, 'it queued, and was granted when the holder committed');
   assert.deepEqual(rows, [{ held_for: 'transaction', scope: 'field 99 (table 12, application 7)' }]);
 });
 
