@@ -17,12 +17,20 @@ bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 PGXS=$(pg_config --pkglibdir)/pgxs
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-# --- style and lints -------------------------------------------------------------------------
-section "cargo fmt --check and cargo clippy --all-targets -- -D warnings"
-if cargo fmt --check >"$OUT/fmt.log" 2>&1; then echo "ok - cargo fmt --check"; count 1 0
-else echo "not ok - cargo fmt --check: see $OUT/fmt.log"; head -40 "$OUT/fmt.log"; count 0 1; fi
-if cargo clippy --all-targets -- -D warnings >"$OUT/clippy.log" 2>&1; then echo "ok - cargo clippy"; count 1 0
+# --- style, lints, layers, and the pure core ------------------------------------------------
+section "cargo fmt, cargo clippy, the layers of src/, lockhier-core's tests"
+if cargo fmt --all --check >"$OUT/fmt.log" 2>&1; then echo "ok - cargo fmt --all --check"; count 1 0
+else echo "not ok - cargo fmt --all --check: see $OUT/fmt.log"; head -40 "$OUT/fmt.log"; count 0 1; fi
+if cargo clippy --workspace --all-targets -- -D warnings >"$OUT/clippy.log" 2>&1; then
+  echo "ok - cargo clippy --workspace --all-targets -- -D warnings"; count 1 0
 else echo "not ok - cargo clippy: see $OUT/clippy.log"; grep -E '^(error|warning)' -A6 "$OUT/clippy.log" | head -60; count 0 1; fi
+python3 scripts/check_layers.py | tee "$OUT/layers.log"
+count "$(grep -c '^ok ' "$OUT/layers.log")" "$(grep -c '^not ok ' "$OUT/layers.log")"
+# lockhier-core is plain Rust: its exhaustive tests (the oracle against every plan) need no server.
+cargo test -p lockhier-core 2>&1 | tee "$OUT/core-test.log" | grep -E '^test result|FAILED|panicked'
+core_results=$(grep -E '^test result:' "$OUT/core-test.log")
+if [ -z "$core_results" ]; then echo "cargo test -p lockhier-core did not run"; count 0 1
+else count "$(awk '{s += $4} END {print s}' <<<"$core_results")" "$(awk '{s += $6} END {print s}' <<<"$core_results")"; fi
 
 # --- Rust unit tests and #[pg_test]s -------------------------------------------------------
 # One test at a time: tests that lock the global scope would conflict across sessions.

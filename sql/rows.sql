@@ -1,6 +1,7 @@
--- Row-lock helpers (src/rows.rs). Declared here because their argument types (regclass,
--- anyarray, name) read best as SQL. Not STRICT: a NULL argument is an error, not a no-op.
--- SECURITY INVOKER: the locking statement runs with the caller's privileges.
+-- Row-lock helpers (src/api/rows.rs, src/rows/). Declared here because their argument types
+-- (regclass, anyarray, name) read best as SQL. Not STRICT: a NULL argument is an error, not a
+-- no-op. SECURITY INVOKER: the locking statement runs with the caller's privileges.
+-- The two share one parameter list, written twice: SQL has no way to declare it once.
 
 CREATE FUNCTION lockhier.lock_rows(
     rel pg_catalog.regclass,

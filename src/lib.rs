@@ -1,6 +1,10 @@
 //! lockhier: hierarchical, classed, shareable locks on PostgreSQL's own advisory-lock manager.
+//! The contract is `docs/lock-model.md`.
 //!
-//! The contract is `design/lock-model.md`; the README is the user guide.
+//! Layers, each allowed to use only those after it (checked by `scripts/check_layers.py`):
+//! `api` (the SQL functions) -> `rows` (row-lock helpers) -> `engine` (taking requests) ->
+//! `pg` (the only `unsafe`: PostgreSQL's internals); all may use `lockhier_core` (pure Rust,
+//! a crate of its own in `src/core`).
 
 // Each unsafe block does one unsafe thing and says why it is sound.
 #![warn(clippy::multiple_unsafe_ops_per_block, clippy::undocumented_unsafe_blocks)]
@@ -10,26 +14,10 @@
 
 use pgrx::prelude::*;
 
-mod acquire;
-mod activity;
 mod api;
-mod error;
-mod holders;
-mod inspect;
-mod key;
-mod lockmgr;
-mod lockmode;
-mod model;
-mod plan;
-#[cfg(test)]
-mod plan_timing;
-mod registry;
-mod relations;
-mod rowcache;
+mod engine;
+mod pg;
 mod rows;
-mod subxact;
-mod tuplelock;
-mod version;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -38,8 +26,8 @@ extension_sql_file!("../sql/rows.sql", name = "rows_sql");
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    registry::install_callbacks();
-    rowcache::install_callbacks();
+    engine::registry::install_callbacks();
+    rows::cache::install_callbacks();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

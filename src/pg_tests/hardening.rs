@@ -331,8 +331,8 @@ mod tests {
     fn lockhiers_conflict_table_is_postgresqls() {
         for a in 1..=8u8 {
             for b in 1..=8u8 {
-                let server = crate::lockmgr::server_modes_conflict(a, b);
-                assert_eq!(crate::lockmode::modes_conflict(a, b), server, "modes {a} and {b}");
+                let server = crate::pg::lockmgr::server_modes_conflict(a, b);
+                assert_eq!(lockhier_core::lockmode::modes_conflict(a, b), server, "modes {a} and {b}");
             }
         }
     }

@@ -3,16 +3,18 @@
 //! `#[ignore]`d so that `make test` skips it; `scripts/bench.sh` runs it in release mode:
 //!
 //! ```text
-//! cargo test --release --lib plan_timing -- --ignored --nocapture --test-threads=1
+//! cargo test --release -p lockhier-core plan_timing -- --ignored --nocapture --test-threads=1
 //! ```
 //!
 //! Each figure is the best of several rounds of many operations (the minimum is the least
 //! disturbed by other work on the machine), with ids varied per operation so nothing is
 //! computed once and reused. Lines starting with `plan_timing:` are what `bench.sh` collects.
 
+use crate::class::Classes;
 use crate::key::{KeyKind, Target};
-use crate::model::{Classes, Mode, Node, Request};
 use crate::plan::Plan;
+use crate::request::{Mode, Request};
+use crate::scope::Node;
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -1,36 +1,11 @@
 //! Who a process is: what `pg_stat_activity` would show of it, read from the backend status
 //! array directly (no SPI) and with the same visibility rules. Error path and diagnostics only.
 
+use lockhier_core::holder::{Process, ProcessDetails};
 use pgrx::pg_sys;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
-
-/// A process as `pg_stat_activity` shows it to the current user.
-#[derive(Clone, Debug)]
-pub struct Backend {
-    pub application_name: String,
-    /// The rest is NULL in `pg_stat_activity` unless the current user may see this backend's
-    /// details (same role, or a member of `pg_read_all_stats`), and so it is here.
-    pub details: Option<BackendDetails>,
-}
-
-#[derive(Clone, Debug)]
-pub struct BackendDetails {
-    pub client_addr: Option<String>,
-    /// NULL in `pg_stat_activity` for a state it has no name for.
-    pub state: Option<&'static str>,
-    /// Microseconds since 2000-01-01 (a `timestamptz`), when it is in a transaction.
-    pub xact_start: Option<i64>,
-}
-
-impl BackendDetails {
-    /// How long its current transaction has run, if it is in one.
-    pub fn xact_age(&self) -> Option<std::time::Duration> {
-        // SAFETY: GetCurrentTimestamp only reads the clock.
-        let now = unsafe { pg_sys::GetCurrentTimestamp() };
-        self.xact_start.map(|start| std::time::Duration::from_micros((now - start).max(0) as u64))
-    }
-}
+use std::time::Duration;
 
 /// The processes among `pids` that are still there.
 ///
@@ -39,7 +14,7 @@ impl BackendDetails {
 /// keep) the transaction's snapshot of that array instead: stale if the caller's transaction
 /// read `pg_stat_activity` earlier, and clearing it would change what the caller's
 /// `pg_stat_activity` shows for the rest of its transaction.
-pub fn backends(pids: &[i32]) -> HashMap<i32, Backend> {
+pub fn processes(pids: &[i32]) -> HashMap<i32, Process> {
     let mut found = HashMap::new();
     if pids.is_empty() {
         return found;
@@ -49,6 +24,8 @@ pub fn backends(pids: &[i32]) -> HashMap<i32, Backend> {
     let read_all_stats = pg_sys::Oid::from_u32(pg_sys::ROLE_PG_READ_ALL_STATS);
     // SAFETY: as above.
     let sees_all = unsafe { pg_sys::has_privs_of_role(me, read_all_stats) };
+    // SAFETY: GetCurrentTimestamp only reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
     for slot in status_slots() {
         let Some(status) = read_slot(slot) else { continue };
         if !pids.contains(&status.pid) {
@@ -56,12 +33,14 @@ pub fn backends(pids: &[i32]) -> HashMap<i32, Backend> {
         }
         // SAFETY: as above.
         let visible = sees_all || unsafe { pg_sys::has_privs_of_role(me, status.userid) };
-        let details = visible.then(|| BackendDetails {
+        let xact_start = (status.xact_start != 0).then_some(status.xact_start);
+        let details = visible.then(|| ProcessDetails {
             client_addr: client_addr(&status.client_addr),
             state: state_name(status.state),
-            xact_start: (status.xact_start != 0).then_some(status.xact_start),
+            xact_start,
+            xact_age: xact_start.map(|start| Duration::from_micros((now - start).max(0) as u64)),
         });
-        found.insert(status.pid, Backend { application_name: status.application_name, details });
+        found.insert(status.pid, Process { application_name: status.application_name, details });
     }
     found
 }
@@ -74,7 +53,7 @@ fn status_slots() -> impl Iterator<Item = *const pg_sys::PgBackendStatus> {
     // SAFETY: MaxBackends is fixed at postmaster start.
     let count = usize::try_from(unsafe { pg_sys::MaxBackends }).unwrap_or(0);
     let first =
-        crate::version::my_status_slot().filter(|_| !mine.is_null()).map(|index| mine.wrapping_sub(index));
+        super::version::my_status_slot().filter(|_| !mine.is_null()).map(|index| mine.wrapping_sub(index));
     (0..count).filter_map(move |i| first.map(|first| first.wrapping_add(i)))
 }
 

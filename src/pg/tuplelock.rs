@@ -13,7 +13,7 @@ use pgrx::pg_sys;
 pub fn lockers(relid: pg_sys::Oid, block: u32, offset: u16) -> Vec<u32> {
     // Never waits: the relation lock stays until the end of the (sub)transaction, as the locks
     // of relations read by a query do.
-    if !crate::relations::try_lock(relid, pg_sys::AccessShareLock) {
+    if !super::relations::try_lock(relid, pg_sys::AccessShareLock) {
         return Vec::new();
     }
     let relation = OpenRelation::open(relid);

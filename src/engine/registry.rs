@@ -9,10 +9,9 @@
 //! Transaction requests are kept per subtransaction and dropped when it aborts or the
 //! transaction ends, following the locks themselves.
 
-use crate::lockmgr::{self, Hold};
-use crate::model::Request;
-use pgrx::pg_sys;
-use pgrx::prelude::*;
+use crate::pg::lockmgr::{self, Hold};
+use crate::pg::xact::{self, SubTransactionId};
+use lockhier_core::Request;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -21,7 +20,7 @@ struct Registry {
     /// Request -> how many times it is held (requests are re-entrant).
     session: HashMap<Request, u32>,
     /// One entry per transaction-scoped acquisition, with the subtransaction that made it.
-    transaction: Vec<(Request, pg_sys::SubTransactionId)>,
+    transaction: Vec<(Request, SubTransactionId)>,
 }
 
 thread_local! {
@@ -35,8 +34,7 @@ pub fn record(request: Request, hold: Hold) {
             REGISTRY.with_borrow_mut(|r| *r.session.entry(request).or_default() += 1);
         }
         Hold::Transaction => {
-            // SAFETY: only reads the transaction state of this backend.
-            let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+            let subxact = xact::current_subtransaction();
             REGISTRY.with_borrow_mut(|r| r.transaction.push((request, subxact)));
         }
     }
@@ -130,45 +128,29 @@ pub fn held() -> Vec<Held> {
     })
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_transaction_end(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    use pg_sys::XactEvent::*;
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT
-            | XACT_EVENT_PARALLEL_COMMIT
-            | XACT_EVENT_ABORT
-            | XACT_EVENT_PARALLEL_ABORT
-            | XACT_EVENT_PREPARE
-    ) {
-        REGISTRY.with_borrow_mut(|r| r.transaction.clear());
-    }
+/// Transaction requests follow their locks: gone when the transaction ends, or when the
+/// subtransaction that took them aborts; passed to the parent when it commits.
+fn on_transaction_end() {
+    REGISTRY.with_borrow_mut(|r| r.transaction.clear());
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_subtransaction_end(
-    event: pg_sys::SubXactEvent::Type,
-    subxact: pg_sys::SubTransactionId,
-    parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::SubXactEvent::*;
-    REGISTRY.with_borrow_mut(|r| match event {
-        SUBXACT_EVENT_ABORT_SUB => r.transaction.retain(|(_, s)| *s != subxact),
-        SUBXACT_EVENT_COMMIT_SUB => {
-            for (_, s) in r.transaction.iter_mut().filter(|(_, s)| *s == subxact) {
-                *s = parent;
-            }
+fn on_subtransaction_abort(subxact: SubTransactionId) {
+    REGISTRY.with_borrow_mut(|r| r.transaction.retain(|(_, s)| *s != subxact));
+}
+
+fn on_subtransaction_commit(subxact: SubTransactionId, parent: SubTransactionId) {
+    REGISTRY.with_borrow_mut(|r| {
+        for (_, s) in r.transaction.iter_mut().filter(|(_, s)| *s == subxact) {
+            *s = parent;
         }
-        _ => {}
     });
 }
 
 /// Called once from `_PG_init`.
 pub fn install_callbacks() {
-    // SAFETY: registering callbacks that live as long as the loaded library, which is never
-    // unloaded; they only touch this module's backend-local record.
-    unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut()) };
-    // SAFETY: as above.
-    unsafe { pg_sys::RegisterSubXactCallback(Some(on_subtransaction_end), std::ptr::null_mut()) };
+    xact::register(xact::Callbacks {
+        transaction_end: on_transaction_end,
+        subtransaction_abort: on_subtransaction_abort,
+        subtransaction_commit: on_subtransaction_commit,
+    });
 }

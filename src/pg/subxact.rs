@@ -96,26 +96,3 @@ pub fn with_resource_owner<T>(owner: pg_sys::ResourceOwner, f: impl FnOnce() -> 
     unsafe { pg_sys::CurrentResourceOwner = owner };
     f()
 }
-
-/// Warn, with SQLSTATE 25P01 as `SET LOCAL` does, that a transaction-scoped lock was just taken
-/// outside a transaction block (in autocommit): it is released when the statement ends, before
-/// the work it was meant to protect runs. Not inside BEGIN ... COMMIT, an implicit
-/// multi-statement transaction or a subtransaction.
-pub fn warn_if_outside_transaction_block() {
-    // SAFETY: reads this backend's transaction state.
-    if unsafe { pg_sys::IsTransactionBlock() } {
-        return;
-    }
-    // SAFETY: as above.
-    if unsafe { pg_sys::IsSubTransaction() } {
-        return;
-    }
-    pgrx::pg_sys::panic::ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
-        "lockhier transaction lock taken outside a transaction block",
-        pgrx::function_name!(),
-    )
-    .set_detail("It is released when this statement ends, before any later statement runs.")
-    .set_hint("Take it after BEGIN, in the transaction whose work it protects; session_lock_* locks last across transactions.")
-    .report(PgLogLevel::WARNING);
-}

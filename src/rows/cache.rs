@@ -3,9 +3,9 @@
 //! and plans nothing. DDL on a relation (a relcache invalidation) forgets what is known about
 //! it; a change to any schema (a rename moves qualified names) forgets everything.
 
-use crate::rows::Target;
+use super::target::Target;
+use crate::pg::invalidation;
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -104,8 +104,7 @@ fn forget_invalidated() {
     drop(stale);
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relation_change(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+fn on_relation_change(relid: pg_sys::Oid) {
     // Nothing cached, nothing to forget (a session that never called lock_rows).
     if ENTRIES.with(|e| e.try_borrow().is_ok_and(|entries| entries.is_empty())) {
         return;
@@ -113,21 +112,16 @@ unsafe extern "C-unwind" fn on_relation_change(_arg: pg_sys::Datum, relid: pg_sy
     INVALIDATED.with_borrow_mut(|i| i.note(relid));
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_schema_change(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+fn on_schema_change() {
     INVALIDATED.with_borrow_mut(|i| *i = Invalidated::Everything);
 }
 
 /// Called once from `_PG_init`.
 pub fn install_callbacks() {
-    // SAFETY: registering callbacks that live as long as the loaded library, which is never
-    // unloaded; they only note what became stale.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relation_change), pg_sys::Datum::from(0)) };
-    let namespaces = pg_sys::SysCacheIdentifier::NAMESPACEOID as i32;
-    // SAFETY: as above.
-    unsafe {
-        pg_sys::CacheRegisterSyscacheCallback(namespaces, Some(on_schema_change), pg_sys::Datum::from(0))
-    };
+    invalidation::register(invalidation::Callbacks {
+        relation_changed: on_relation_change,
+        schema_changed: on_schema_change,
+    });
 }
 
 #[cfg(test)]

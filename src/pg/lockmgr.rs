@@ -4,29 +4,14 @@
 //! they show in `pg_locks` like any advisory lock and are queued, deadlock-checked, timed out
 //! and released at commit, abort or disconnect by the server itself.
 
-use crate::key;
-use crate::lockmode::{LockMask, LockMode};
-use crate::subxact;
+use super::subxact;
+use lockhier_core::key;
+use lockhier_core::lockmode::{LockMask, LockMode};
+pub use lockhier_core::request::Hold;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::time::Duration;
-
-/// How long a lock is kept: to the end of the transaction, or of the session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Hold {
-    Transaction,
-    Session,
-}
-
-impl Hold {
-    pub fn name(self) -> &'static str {
-        match self {
-            Hold::Transaction => "transaction",
-            Hold::Session => "session",
-        }
-    }
-}
 
 /// The tag `pg_advisory_xact_lock(key)` uses, in the current database.
 fn advisory_tag(key: i64) -> pg_sys::LOCKTAG {
@@ -127,7 +112,7 @@ pub fn drop_sentinel() {
 
 pub fn sentinel_held() -> bool {
     // The sentinel is only ever taken as a session lock, so held means held by the session.
-    crate::version::lock_held_by_me(&advisory_tag(key::SENTINEL), SENTINEL_MODE as pg_sys::LOCKMODE)
+    super::version::lock_held_by_me(&advisory_tag(key::SENTINEL), SENTINEL_MODE as pg_sys::LOCKMODE)
 }
 
 /// Whether the error is a lock wait running out of `lock_timeout`.
@@ -184,7 +169,7 @@ fn lock_entries(mut key_of: impl FnMut(&pg_sys::LOCKTAG) -> Option<i64>) -> Vec<
     for_each_lock(|entry| {
         let tag = &entry.locktag;
         if entry.pid == 0 && u32::from(tag.locktag_type) == pg_sys::LockTagType::LOCKTAG_TRANSACTION {
-            prepared_xids.push((crate::version::virtual_xid(entry), tag.locktag_field1));
+            prepared_xids.push((super::version::virtual_xid(entry), tag.locktag_field1));
         }
         if let Some(key) = key_of(tag) {
             found.push(KeyHolder {
@@ -194,7 +179,7 @@ fn lock_entries(mut key_of: impl FnMut(&pg_sys::LOCKTAG) -> Option<i64>) -> Vec<
                 awaited: (entry.waitLockMode != 0).then_some(entry.waitLockMode as u8),
                 prepared_xid: None,
             });
-            prepared_vxids.push((entry.pid == 0).then(|| crate::version::virtual_xid(entry)));
+            prepared_vxids.push((entry.pid == 0).then(|| super::version::virtual_xid(entry)));
         }
     });
     for (holder, vxid) in found.iter_mut().zip(prepared_vxids) {

@@ -1,4 +1,4 @@
-//! Relations, types and arrays as the row helpers need them: relation locks taken without
+//! Relations and types as the row helpers need them: relation locks taken without
 //! waiting or within a bound, a table's partitions and children, names for messages, and the
 //! schema of a type's equality operator. Catalog reads here go through the syscache, never SPI.
 
@@ -125,13 +125,4 @@ fn operator_namespace(operator: pg_sys::Oid) -> Option<pg_sys::Oid> {
     // SAFETY: releases the reference taken above.
     unsafe { pg_sys::ReleaseSysCache(tuple) };
     Some(namespace)
-}
-
-/// Whether an array datum (any element type) holds a NULL element.
-pub fn array_has_nulls(array: pg_sys::Datum) -> bool {
-    // SAFETY: the datum is an array argument of the current call; detoasting returns it as
-    // is, or a palloc'd flat copy.
-    let flat = unsafe { pg_sys::pg_detoast_datum(array.cast_mut_ptr()) };
-    // SAFETY: a detoasted array datum is an ArrayType.
-    unsafe { pg_sys::array_contains_nulls(flat.cast()) }
 }

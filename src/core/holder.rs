@@ -1,14 +1,30 @@
-//! Who is in the way of a request: read on the error path and by `lockhier.blockers_*()`, which
-//! share [`Blocker::describe`] so that the error and the diagnostic function word a conflict alike.
+//! Who is in the way of a request, as plain data, and how an error and `blockers_*()` word it,
+//! alike: what the holder locked (as far as the key tells), who it is, and how it holds it.
 
-use crate::activity::{self, Backend};
-use crate::error::human_duration;
-use crate::key::{self, KeyKind, Target};
-use crate::lockmgr;
-use crate::lockmode::{
-    modes_conflict, pg_mode_name, strongest_conflicting, strongest_conflicting_mode, LockMode,
-};
-use crate::plan::Plan;
+use crate::key::{KeyKind, Target};
+use crate::lockmode::{pg_mode_name, LockMode};
+use crate::text::human_duration;
+use std::time::Duration;
+
+/// A process as `pg_stat_activity` shows it to the current user.
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub application_name: String,
+    /// The rest is NULL in `pg_stat_activity` unless the current user may see this process's
+    /// details (same role, or a member of `pg_read_all_stats`), and so it is here.
+    pub details: Option<ProcessDetails>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProcessDetails {
+    pub client_addr: Option<String>,
+    /// NULL in `pg_stat_activity` for a state it has no name for.
+    pub state: Option<&'static str>,
+    /// Microseconds since 2000-01-01 (a `timestamptz`), when it is in a transaction.
+    pub xact_start: Option<i64>,
+    /// How long that transaction had run when the process was read.
+    pub xact_age: Option<Duration>,
+}
 
 /// A process holding, or queued ahead for, a lock that conflicts with a request.
 #[derive(Clone, Debug)]
@@ -22,83 +38,12 @@ pub struct Blocker {
     /// What it holds, as far as the key tells: `a share lock on all classes for application 7`.
     pub conflict: String,
     /// `None` when the process has gone since the lock table was read.
-    pub backend: Option<Backend>,
+    pub process: Option<Process>,
     /// Whether it holds lockhier session locks (it holds the sentinel): then the lock in the
     /// way may be one of them, whatever transaction it is in now.
     pub holds_session_locks: bool,
     /// For a prepared transaction (pid 0), its xid.
     pub prepared_xid: Option<u32>,
-}
-
-/// Everyone in the way of `plan` right now, holders first; one entry per process, for the
-/// first key of the plan (root to leaf) where it is in the way.
-pub fn find(plan: &Plan) -> Vec<Blocker> {
-    let mut keys: Vec<i64> = plan.steps().iter().map(|s| s.key).collect();
-    keys.push(key::SENTINEL);
-    let me = lockmgr::my_pid();
-    let mut blockers: Vec<Blocker> = Vec::new();
-    let entries = lockmgr::holders_of(&keys);
-    let session_holders: Vec<i32> =
-        entries.iter().filter(|e| e.key == key::SENTINEL && e.held != 0).map(|e| e.pid).collect();
-    for step in plan.steps() {
-        for entry in entries.iter().filter(|e| e.key == step.key && e.pid != me) {
-            let held = strongest_conflicting(entry.held, step.mode);
-            let awaited = entry.awaited.filter(|&m| step.mode.conflicts_with_any(1 << m));
-            let Some((mode, granted)) = held.map(|m| (m, true)).or(awaited.map(|m| (m, false))) else {
-                continue;
-            };
-            if blockers.iter().any(|b| b.pid == entry.pid) {
-                continue;
-            }
-            blockers.push(Blocker {
-                pid: entry.pid,
-                granted,
-                lock_mode: pg_mode_name(mode),
-                key: step.key,
-                conflict: describe_conflict(&step.target, mode),
-                backend: None,
-                holds_session_locks: session_holders.contains(&entry.pid),
-                prepared_xid: entry.prepared_xid,
-            });
-        }
-    }
-    with_backends(blockers)
-}
-
-/// Everyone holding, or queued ahead for, a lock on relation `relid` that conflicts with
-/// `wanted` (a PostgreSQL lock mode number).
-pub fn of_relation(relid: pgrx::pg_sys::Oid, wanted: u8) -> Vec<Blocker> {
-    let me = lockmgr::my_pid();
-    let blockers = lockmgr::relation_holders(relid)
-        .into_iter()
-        .filter(|entry| entry.pid != me)
-        .filter_map(|entry| {
-            let held = strongest_conflicting_mode(entry.held, wanted);
-            let awaited = entry.awaited.filter(|&m| modes_conflict(m, wanted));
-            let (mode, granted) = held.map(|m| (m, true)).or(awaited.map(|m| (m, false)))?;
-            Some(Blocker {
-                pid: entry.pid,
-                granted,
-                lock_mode: pg_mode_name(mode),
-                key: entry.key,
-                conflict: format!("in {} mode", pg_mode_name(mode)),
-                backend: None,
-                holds_session_locks: false,
-                prepared_xid: entry.prepared_xid,
-            })
-        })
-        .collect();
-    with_backends(blockers)
-}
-
-fn with_backends(mut blockers: Vec<Blocker>) -> Vec<Blocker> {
-    let pids: Vec<i32> = blockers.iter().map(|b| b.pid).collect();
-    let mut backends = activity::backends(&pids);
-    for blocker in &mut blockers {
-        blocker.backend = backends.remove(&blocker.pid);
-    }
-    blockers.sort_by_key(|b| (!b.granted, b.pid));
-    blockers
 }
 
 impl Blocker {
@@ -117,22 +62,22 @@ impl Blocker {
 impl Blocker {
     /// See [`process`].
     pub fn who(&self) -> String {
-        process(self.pid, self.backend.as_ref(), self.prepared_xid)
+        process(self.pid, self.process.as_ref(), self.prepared_xid)
     }
 }
 
 /// `process 4242 (application_name "snapshot #7")`, or that it has ended. Locks of prepared
 /// transactions show with process id 0: `a prepared transaction (xid 741)`, whose gid
 /// `pg_prepared_xacts` gives.
-pub fn process(pid: i32, backend: Option<&Backend>, prepared_xid: Option<u32>) -> String {
+pub fn process(pid: i32, process: Option<&Process>, prepared_xid: Option<u32>) -> String {
     if pid == 0 {
         return match prepared_xid {
             Some(xid) => format!("a prepared transaction (xid {xid})"),
             None => "a prepared transaction".to_string(),
         };
     }
-    match backend {
-        Some(backend) => format!("process {pid} (application_name \"{}\")", backend.application_name),
+    match process {
+        Some(process) => format!("process {pid} (application_name \"{}\")", process.application_name),
         None => format!("process {pid}, which has since ended"),
     }
 }
@@ -140,7 +85,7 @@ pub fn process(pid: i32, backend: Option<&Backend>, prepared_xid: Option<u32>) -
 impl Blocker {
     /// What is known of how long the lock has been held: see [`since`].
     pub fn since(&self) -> String {
-        since(self.backend.as_ref(), self.holds_session_locks)
+        since(self.process.as_ref(), self.holds_session_locks)
     }
 }
 
@@ -152,8 +97,8 @@ impl Blocker {
 /// - ` as a session lock or in its current transaction, running for 3.1 s`: it holds session
 ///   locks and is in a transaction, and which of them is in the way cannot be told;
 /// - nothing when the current user may not see the process's activity.
-pub fn since(backend: Option<&Backend>, holds_session_locks: bool) -> String {
-    match backend.and_then(|b| b.details.as_ref()).map(|d| d.xact_age()) {
+pub fn since(process: Option<&Process>, holds_session_locks: bool) -> String {
+    match process.and_then(|p| p.details.as_ref()).map(|d| d.xact_age) {
         Some(Some(age)) if holds_session_locks => {
             format!(" as a session lock or in its current transaction, running for {}", human_duration(age))
         }
@@ -206,7 +151,8 @@ pub fn describe_conflict(target: &Target, mode: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Classes, Node};
+    use crate::class::Classes;
+    use crate::scope::Node;
 
     #[test]
     fn conflicts_read_as_what_the_holder_locked() {

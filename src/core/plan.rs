@@ -1,11 +1,13 @@
 //! Request -> plan: the (key, lock mode) pairs that are acquired for it, in canonical order.
 //!
-//! This is `design/lock-model.md` transcribed; pure Rust, proven against the oracle
+//! This is `docs/lock-model.md` transcribed; pure Rust, proven against the oracle
 //! ([`Request::conflicts_with`]) over every pair of requests of a small tree in the tests below.
 
+use crate::class::Classes;
 use crate::key::{KeyKind, Target};
 use crate::lockmode::LockMode;
-use crate::model::{Classes, Mode, Node, Request};
+use crate::request::{Mode, Request};
+use crate::scope::Node;
 
 /// One lock of a plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,7 +235,7 @@ mod tests {
 
     #[test]
     fn plans_follow_the_canonical_order() {
-        fn rank<'r>(s: &Step<'r>) -> (crate::model::Level, (i32, &'r str)) {
+        fn rank<'r>(s: &Step<'r>) -> (crate::scope::Level, (i32, &'r str)) {
             let kind = match s.target.kind {
                 KeyKind::All => (0, ""),
                 KeyKind::ShareMarker => (1, ""),

@@ -6,9 +6,9 @@
 //! raises, every lock it already took is given back before control returns to the caller:
 //! for session locks a transaction abort would not do that.
 
-use crate::lockmgr::{self, Hold};
-use crate::model::Wait;
-use crate::plan::{Plan, Step};
+use crate::pg::lockmgr::{self, Hold};
+use lockhier_core::plan::{Plan, Step};
+use lockhier_core::Wait;
 use pgrx::prelude::*;
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;

@@ -14,7 +14,8 @@
 //! 32 bits, `objid` its low 32 bits, and `objsubid` is 1. A collision can only make two unrelated
 //! requests wait for each other, never let two conflicting ones run together.
 
-use crate::model::{ClassName, Node, MAX_CLASS_LEN};
+use crate::class::{ClassName, MAX_CLASS_LEN};
+use crate::scope::Node;
 
 /// What a key stands for at a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,7 +96,7 @@ pub fn split(key: i64) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Classes;
+    use crate::class::Classes;
 
     fn hex(target: &Target) -> String {
         let mut buf = [0u8; MAX_ENCODED];

@@ -1,0 +1,54 @@
+//! SQL arguments into requests. Arguments are checked in the order they are written: ids,
+//! class(es), mode, then wait; a NULL is refused by name, never turned into "lock nothing".
+
+use lockhier_core::request::required;
+use lockhier_core::{Classes, LockhierError, Mode, Node, Request, Wait};
+use pgrx::prelude::*;
+
+pub type Parsed<T> = Result<T, LockhierError>;
+
+pub fn global() -> Parsed<Node> {
+    Ok(Node::GLOBAL)
+}
+
+pub fn application(application_id: Option<i64>) -> Parsed<Node> {
+    Ok(Node::application(required(application_id, "application_id")?))
+}
+
+pub fn table(application_id: Option<i64>, table_id: Option<i64>) -> Parsed<Node> {
+    Ok(Node::table(required(application_id, "application_id")?, required(table_id, "table_id")?))
+}
+
+pub fn field(application_id: Option<i64>, table_id: Option<i64>, field_id: Option<i64>) -> Parsed<Node> {
+    Ok(Node::field(
+        required(application_id, "application_id")?,
+        required(table_id, "table_id")?,
+        required(field_id, "field_id")?,
+    ))
+}
+
+/// `'{}'`, `'{7}'`, `'{7,12}'` or `'{7,12,99}'`.
+pub fn path(path: Option<Array<i64>>) -> Parsed<Node> {
+    let ids: Option<Vec<i64>> = required(path, "path")?.iter().collect();
+    Node::from_path(&ids.ok_or(LockhierError::NullPathElement)?)
+}
+
+pub fn one_class(class: Option<&str>) -> Parsed<Classes> {
+    Classes::parse_one(required(class, "class")?)
+}
+
+pub fn many_classes(classes: Option<Array<&str>>) -> Parsed<Classes> {
+    Classes::parse_many(required(classes, "classes")?.iter())
+}
+
+pub fn mode(mode: Option<&str>) -> Parsed<Mode> {
+    Mode::parse(required(mode, "mode")?)
+}
+
+pub fn request(node: Parsed<Node>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
+    Ok(Request { node: node?, classes: classes?, mode: mode(mode_arg)? })
+}
+
+pub fn wait(wait: Option<Interval>) -> Parsed<Wait> {
+    Wait::from_micros(wait.map(|w| w.as_micros()), || wait.map(|w| w.to_string()).unwrap_or_default())
+}

@@ -1,0 +1,253 @@
+//! The one mapping of lockhier's errors to what PostgreSQL reports: SQLSTATE, message (the
+//! error's own text), DETAIL and HINT; and the two warnings lockhier raises.
+
+use lockhier_core::error::{list_keys, Conflict, RowConflict, TableLocked};
+use lockhier_core::holder;
+use lockhier_core::text::human_duration;
+use lockhier_core::{LockhierError, Request};
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Raise the error as a PostgreSQL ERROR. Never returns. The error's source location (shown
+/// with `\set VERBOSITY verbose`) is where it was raised from, not this function.
+#[track_caller]
+pub fn report(error: LockhierError) -> ! {
+    let mut report = ErrorReport::new(sqlstate(&error), error.to_string(), function_name!());
+    if let Some(detail) = detail(&error) {
+        report = report.set_detail(detail);
+    }
+    if let Some(hint) = hint(&error) {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}
+
+/// The value, or the error raised.
+#[track_caller]
+pub fn or_report<T>(result: Result<T, LockhierError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => report(error),
+    }
+}
+
+pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
+    use LockhierError::*;
+    match error {
+        NullArgument(_) | NullPathElement | NullClassElement | NullIdsElement => {
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
+        }
+        UnknownMode(_)
+        | InvalidClass { .. }
+        | EmptyClasses
+        | TooManyClasses
+        | NegativeWait(_)
+        | PathTooLong(_)
+        | UnknownRowMode(_)
+        | NoPrimaryKey(_)
+        | CompositePrimaryKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        IdsTypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        NotATable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+        ForeignTable(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        Conflict(_) | RowConflict(_) | TableLocked(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+    }
+}
+
+pub fn detail(error: &LockhierError) -> Option<String> {
+    match error {
+        LockhierError::Conflict(conflict) => Some(conflict_detail(conflict)),
+        LockhierError::RowConflict(conflict) => Some(row_conflict_detail(conflict)),
+        LockhierError::TableLocked(locked) => Some(table_locked_detail(locked)),
+        _ => None,
+    }
+}
+
+pub fn hint(error: &LockhierError) -> Option<String> {
+    use LockhierError::*;
+    let hint = match error {
+        NullArgument("class") => "Pass 'all' to lock every class of the scope.",
+        NullArgument("mode") => "Pass 'share' or 'exclusive'.",
+        NullArgument("classes") => "Pass at least one class name, or 'all'.",
+        NullArgument("path") => "Pass the ids of the node: '{}' for global, '{7}', '{7,12}' or '{7,12,99}'.",
+        NullArgument("rel") => "Pass the table whose rows to lock, such as 'database_field'.",
+        NullArgument("ids") => "Pass an array of key values; an empty array locks nothing.",
+        NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
+        InvalidClass { .. } => {
+            "Class names are names such as field__update or app.backup; case is ignored."
+        }
+        EmptyClasses | NullClassElement => "Pass at least one class name, or 'all'.",
+        TooManyClasses => "Lock the scope for all classes, or split the request.",
+        NullIdsElement => "Leave the NULLs out: a NULL id matches no row.",
+        NotATable { kind: "a view", .. } => "Lock the rows of the tables the view reads.",
+        NotATable { .. } => "Pass a table or a partitioned table.",
+        ForeignTable(_) => {
+            "The remote server decides how long a row lock waits there; lock the rows on the remote server itself."
+        }
+        NegativeWait(_) => {
+            "Pass '0' to fail at once, a positive interval to wait up to that long, or NULL to wait without a limit of lockhier's own."
+        }
+        NoPrimaryKey(_) | CompositePrimaryKey { .. } | NoSuchColumn { .. } => {
+            "Pass key_column => 'column' to say which column the ids are in."
+        }
+        IdsTypeMismatch { column_type, .. } => {
+            return Some(format!(
+                "Pass the ids as an array of the column's type, e.g. ARRAY[...]::{column_type}[]."
+            ))
+        }
+        Conflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
+        RowConflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
+        TableLocked(locked) if locked.waited.is_some() => RETRY_LONGER,
+        Conflict(_) | RowConflict(_) | TableLocked(_) => RETRY_OR_WAIT,
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+const RETRY_OR_WAIT: &str =
+    "Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it.";
+const RETRY_LONGER: &str = "Retry when the operation in progress has finished, or pass a longer wait.";
+
+fn conflict_detail(conflict: &Conflict) -> String {
+    let mut detail = String::new();
+    if conflict.blockers.is_empty() {
+        detail.push_str("The conflicting lock was released before its holder could be identified.");
+    } else {
+        detail.push_str("Blocked by ");
+        for (i, blocker) in conflict.blockers.iter().enumerate() {
+            if i > 0 {
+                detail.push_str("; and by ");
+            }
+            detail.push_str(&blocker.describe());
+        }
+        detail.push('.');
+    }
+    append_waited(&mut detail, conflict.waited);
+    detail
+}
+
+fn row_conflict_detail(conflict: &RowConflict) -> String {
+    let mut detail = String::new();
+    if conflict.lockers.is_empty() {
+        detail.push_str(
+            "The transactions holding the rows could not be identified: they may have just ended, or the table does not keep row locks in its tuples.",
+        );
+    }
+    for (i, locker) in conflict.lockers.iter().enumerate() {
+        if i > 0 {
+            detail.push(' ');
+        }
+        let (noun, verb) = if locker.rows == 1 { ("row", "is") } else { ("rows", "are") };
+        let _ = write!(
+            detail,
+            "{} {noun} with {} {} {verb} locked by {}",
+            locker.rows,
+            conflict.column,
+            list_keys(&locker.keys),
+            holder::process(locker.pid, locker.process.as_ref(), locker.xid),
+        );
+        // Row locks only live in transactions.
+        let since = holder::since(locker.process.as_ref(), false);
+        if since.starts_with(" in a transaction") {
+            detail.push_str(&since);
+        }
+        detail.push('.');
+    }
+    append_waited(&mut detail, conflict.waited);
+    detail
+}
+
+/// `database_field is locked in AccessExclusiveLock mode by process 4242
+/// (application_name "migration") in a transaction running for 3.1 s.`
+fn table_locked_detail(locked: &TableLocked) -> String {
+    let mut detail = String::new();
+    if locked.holders.is_empty() {
+        let _ = write!(
+            detail,
+            "{} was locked, but its holder released it before it could be identified.",
+            locked.locked
+        );
+    }
+    for (i, holder) in locked.holders.iter().enumerate() {
+        if i > 0 {
+            detail.push_str("; and ");
+        } else {
+            let _ = write!(detail, "{} is ", locked.locked);
+        }
+        let who = holder.who();
+        if holder.granted {
+            let _ = write!(detail, "locked {} by {who}{}", holder.conflict, holder.since());
+        } else {
+            let _ = write!(detail, "awaited {} by {who}, queued ahead of this request", holder.conflict);
+        }
+        if i + 1 == locked.holders.len() {
+            detail.push('.');
+        }
+    }
+    append_waited(&mut detail, locked.waited);
+    detail
+}
+
+fn append_waited(detail: &mut String, waited: Option<Duration>) {
+    if let Some(waited) = waited {
+        let _ = write!(detail, " Waited {}.", human_duration(waited));
+    }
+}
+
+/// Warn, with SQLSTATE 25P01 as `SET LOCAL` does, that a transaction lock was just taken outside
+/// a transaction block (in autocommit): it is released when the statement ends, before the work
+/// it was meant to protect runs.
+pub fn warn_outside_transaction_block() {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+        "lockhier transaction lock taken outside a transaction block",
+        function_name!(),
+    )
+    .set_detail("It is released when this statement ends, before any later statement runs.")
+    .set_hint("Take it after BEGIN, in the transaction whose work it protects; session_lock_* locks last across transactions.")
+    .report(PgLogLevel::WARNING);
+}
+
+/// Raise a WARNING that a session lock to release was not held (SQLSTATE 01000).
+pub fn warn_not_held(request: &Request) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!(
+            "lockhier session lock not held: {} for {} in {} mode",
+            request.node,
+            request.classes,
+            request.mode.name()
+        ),
+        function_name!(),
+    )
+    .set_hint("Unlock exactly the scope, classes and mode that were locked; lockhier.held() lists them.")
+    .report(PgLogLevel::WARNING);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_input_error_has_the_right_sqlstate() {
+        use LockhierError::*;
+        let invalid = PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE;
+        assert_eq!(sqlstate(&NullArgument("application_id")), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+        for error in [UnknownMode("x".into()), EmptyClasses, TooManyClasses, NegativeWait("-1".into())] {
+            assert_eq!(sqlstate(&error), invalid, "{error}");
+        }
+        // One rule for NULL: wherever it is, 22004.
+        for error in [NullArgument("class"), NullPathElement, NullClassElement, NullIdsElement] {
+            assert_eq!(sqlstate(&error), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "{error}");
+        }
+        assert_eq!(
+            UnknownMode("Shared".into()).to_string(),
+            "unknown lock mode \"Shared\": expected share or exclusive"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Looking without locking: the plan of a request, who is in the way of it, what this session
+//! holds, and the key of a target. Each result row is declared once, in its function's
+//! signature (pgrx reads the column names there); the rows are built beside it.
+
+use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
+use super::errors::or_report;
+use crate::engine::{holders, registry};
+use lockhier_core::key::{self, KeyKind, Target};
+use lockhier_core::plan::Plan;
+use lockhier_core::Request;
+use pgrx::datum::Inet;
+use pgrx::prelude::*;
+
+/// `plan_*`: one row per lock of the plan, in the order they are taken; `classid`/`objid` are
+/// the `pg_locks` columns of the key (with `locktype = 'advisory'` and `objsubid = 1`).
+macro_rules! plan_fn {
+    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
+        #[allow(clippy::type_complexity)]
+        #[pg_extern(immutable, parallel_safe $(, name = $sql)?)]
+        fn $name(
+            $($id: Option<i64>,)*
+            $($classes)*,
+            mode: default!(Option<&str>, "'exclusive'"),
+        ) -> TableIterator<
+            'static,
+            (
+                name!(step, i32),
+                name!(key, i64),
+                name!(lock_mode, String),
+                name!(role, String),
+                name!(scope, String),
+                name!(key_kind, String),
+                name!(class, Option<String>),
+                name!(classid, pg_sys::Oid),
+                name!(objid, pg_sys::Oid),
+            ),
+        > {
+            let request = or_report(request($node($($id),*), $parse, mode));
+            let plan = Plan::of(&request);
+            let rows: Vec<_> = plan.steps().iter().enumerate().map(|(i, s)| {
+                let (classid, objid) = key::split(s.key);
+                (
+                    i as i32 + 1,
+                    s.key,
+                    s.mode.pg_name().to_string(),
+                    s.mode.role().to_string(),
+                    s.target.node.to_string(),
+                    s.target.kind.name().to_string(),
+                    match s.target.kind {
+                        KeyKind::Class(class) => Some(class.as_str().to_string()),
+                        _ => None,
+                    },
+                    pg_sys::Oid::from_u32(classid),
+                    pg_sys::Oid::from_u32(objid),
+                )
+            }).collect();
+            TableIterator::new(rows)
+        }
+    };
+}
+
+/// Who would refuse the request right now, without taking any lock. The `wait` argument is
+/// validated like `lock_*`'s, so a call copied from one to the other behaves alike.
+fn blockers_of(request: Parsed<Request>, wait: Option<Interval>) -> Vec<lockhier_core::holder::Blocker> {
+    let request = or_report(request);
+    or_report(args::wait(wait));
+    holders::find(&Plan::of(&request))
+}
+
+/// `blockers_*`: one row per process in the way of the request right now. `description` is,
+/// word for word, what the conflict error's DETAIL says of that process.
+macro_rules! blockers_fn {
+    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
+        #[allow(clippy::type_complexity)]
+        #[pg_extern(volatile, parallel_restricted $(, name = $sql)?)]
+        fn $name(
+            $($id: Option<i64>,)*
+            $($classes)*,
+            mode: default!(Option<&str>, "'exclusive'"),
+            wait: default!(Option<Interval>, "'0'"),
+        ) -> TableIterator<
+            'static,
+            (
+                name!(pid, i32),
+                name!(application_name, Option<String>),
+                name!(client_addr, Option<Inet>),
+                name!(conflict, String),
+                name!(lock_mode, String),
+                name!(key, i64),
+                name!(granted, bool),
+                name!(xact_start, Option<TimestampWithTimeZone>),
+                name!(xact_age, Option<Interval>),
+                name!(state, Option<String>),
+                name!(description, String),
+            ),
+        > {
+            TableIterator::new(blockers_of(request($node($($id),*), $parse, mode), wait).into_iter().map(|b| {
+                let details = b.process.as_ref().and_then(|p| p.details.clone());
+                (
+                    b.pid,
+                    b.process.as_ref().map(|p| p.application_name.clone()),
+                    details.as_ref().and_then(|d| d.client_addr.clone()).map(Inet),
+                    b.conflict.clone(),
+                    b.lock_mode.to_string(),
+                    b.key,
+                    b.granted,
+                    details.as_ref().and_then(|d| d.xact_start).and_then(|t| TimestampWithTimeZone::try_from(t).ok()),
+                    details.as_ref().and_then(|d| d.xact_age).and_then(|age| Interval::try_from(age).ok()),
+                    details.as_ref().and_then(|d| d.state).map(str::to_string),
+                    b.describe(),
+                )
+            }))
+        }
+    };
+}
+
+/// The inspection functions of one level, in both overloads.
+macro_rules! level_inspection_functions {
+    (
+        $node:ident ( $($id:ident),* ),
+        $plan:ident, $plan_many:ident = $plan_sql:literal,
+        $blockers:ident, $blockers_many:ident = $blockers_sql:literal $(,)?
+    ) => {
+        plan_fn!($plan, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class));
+        plan_fn!($plan_many = $plan_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes));
+        blockers_fn!($blockers, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class));
+        blockers_fn!($blockers_many = $blockers_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes));
+    };
+}
+
+level_inspection_functions!(
+    global(),
+    plan_global,
+    plan_global_classes = "plan_global",
+    blockers_global,
+    blockers_global_classes = "blockers_global"
+);
+level_inspection_functions!(
+    application(application_id),
+    plan_application,
+    plan_application_classes = "plan_application",
+    blockers_application,
+    blockers_application_classes = "blockers_application",
+);
+level_inspection_functions!(
+    table(application_id, table_id),
+    plan_table,
+    plan_table_classes = "plan_table",
+    blockers_table,
+    blockers_table_classes = "blockers_table",
+);
+level_inspection_functions!(
+    field(application_id, table_id, field_id),
+    plan_field,
+    plan_field_classes = "plan_field",
+    blockers_field,
+    blockers_field_classes = "blockers_field",
+);
+
+/// Everything this session holds through lockhier, transaction requests first.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_restricted)]
+fn held() -> TableIterator<
+    'static,
+    (
+        name!(held_for, String),
+        name!(level, String),
+        name!(application_id, Option<i64>),
+        name!(table_id, Option<i64>),
+        name!(field_id, Option<i64>),
+        name!(classes, Vec<String>),
+        name!(mode, String),
+        name!(count, i32),
+        name!(scope, String),
+    ),
+> {
+    TableIterator::new(registry::held().into_iter().map(|held| {
+        let node = held.request.node;
+        let classes = match held.request.classes.names() {
+            [] => vec!["all".to_string()],
+            names => names.iter().map(|c| c.as_str().to_string()).collect(),
+        };
+        (
+            held.hold.name().to_string(),
+            node.level().name().to_string(),
+            node.application_id(),
+            node.table_id(),
+            node.field_id(),
+            classes,
+            held.request.mode.name().to_string(),
+            held.count as i32,
+            node.to_string(),
+        )
+    }))
+}
+
+/// The key of a class (or of `all`) at the node named by `path` (`'{}'` for global,
+/// `'{7}'`, `'{7,12}'`, `'{7,12,99}'`), as `pg_advisory_xact_lock(bigint)` takes it.
+#[pg_extern(immutable, parallel_safe)]
+fn key(path: Option<Array<i64>>, class: default!(Option<&str>, "'all'")) -> i64 {
+    let node = or_report(args::path(path));
+    let classes = or_report(one_class(class));
+    let kind = match classes.names() {
+        [] => KeyKind::All,
+        [class] => KeyKind::Class(class),
+        _ => unreachable!("one class name parses to one class"),
+    };
+    Target { node, kind }.key()
+}
+
+/// The key of a node's share or exclusive marker (see the lock model).
+#[pg_extern(immutable, parallel_safe)]
+fn marker_key(path: Option<Array<i64>>, mode: Option<&str>) -> i64 {
+    let node = or_report(args::path(path));
+    let kind = match or_report(args::mode(mode)) {
+        lockhier_core::Mode::Share => KeyKind::ShareMarker,
+        lockhier_core::Mode::Exclusive => KeyKind::ExclusiveMarker,
+    };
+    Target { node, kind }.key()
+}

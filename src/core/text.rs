@@ -1,0 +1,70 @@
+//! Text for messages: durations as people read them, and user input quoted short.
+
+use std::time::Duration;
+
+/// How much of a text argument an error message repeats: the message stays short (and memory
+/// bounded) however long the argument is.
+pub const SHOWN_BYTES: usize = 80;
+
+/// `raw` as error messages quote it: whole when short, else its first [`SHOWN_BYTES`] bytes
+/// (cut at a character boundary) and `...`.
+pub fn shown(raw: &str) -> String {
+    if raw.len() <= SHOWN_BYTES {
+        return raw.to_string();
+    }
+    let cut = (0..=SHOWN_BYTES).rev().find(|&i| raw.is_char_boundary(i)).unwrap_or(0);
+    format!("{}...", &raw[..cut])
+}
+
+/// Short, human durations for messages: `250 ms`, `3.1 s`, `2 min 5 s`, `1 h 3 min`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d < Duration::from_millis(1) {
+        "less than 1 ms".to_string()
+    } else if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if secs < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if secs < 3600 {
+        format!("{} min {} s", secs / 60, secs % 60)
+    } else if secs < 86_400 {
+        format!("{} h {} min", secs / 3600, secs % 3600 / 60)
+    } else {
+        format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::class::{ClassProblem, Classes};
+    use crate::error::LockhierError;
+    use crate::request::Mode;
+    use crate::row_mode::RowMode;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_micros(300)), "less than 1 ms");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(human_duration(Duration::from_millis(3140)), "3.1 s");
+        assert_eq!(human_duration(Duration::from_secs(125)), "2 min 5 s");
+        assert_eq!(human_duration(Duration::from_secs(3780)), "1 h 3 min");
+        assert_eq!(human_duration(Duration::from_secs(90_000)), "1 d 1 h");
+    }
+
+    #[test]
+    fn long_arguments_are_quoted_short() {
+        assert_eq!(shown("share"), "share");
+        let long = "é".repeat(1_000_000);
+        let quoted = shown(&long);
+        assert!(quoted.len() <= SHOWN_BYTES + 3 && quoted.ends_with("..."), "{}", quoted.len());
+        match Classes::parse_one(&"x".repeat(10_000_000)) {
+            Err(LockhierError::InvalidClass { class, reason: ClassProblem::TooLong }) => {
+                assert_eq!(class, format!("{}...", "x".repeat(SHOWN_BYTES)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Mode::parse(&long), Err(LockhierError::UnknownMode(m)) if m == quoted));
+        assert!(matches!(RowMode::parse(&long), Err(LockhierError::UnknownRowMode(m)) if m == quoted));
+    }
+}

@@ -1,0 +1,15 @@
+//! The only home of `unsafe`: PostgreSQL's lock manager, internal subtransactions, tuple
+//! headers, the backend status array, relations and types, array arguments, transaction and
+//! cache-invalidation callbacks, and what differs between PostgreSQL versions (behind `cfg`,
+//! in `version`). Each unsafe block does one thing and says why it is sound.
+//! It may use lockhier-core, and nothing else of lockhier.
+
+pub mod activity;
+pub mod array;
+pub mod invalidation;
+pub mod lockmgr;
+pub mod relations;
+pub mod subxact;
+pub mod tuplelock;
+pub mod version;
+pub mod xact;
