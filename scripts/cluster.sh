@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# A private PostgreSQL 15 cluster for tests, the demo and benchmarks, run by the unprivileged
+# A private PostgreSQL cluster for tests, the demo and benchmarks, run by the unprivileged
 # postgres user when invoked as root. Nothing outside LOCKHIER_HOME is touched.
 #
 #   scripts/cluster.sh start    initdb (once) and start; prints nothing on success
 #   scripts/cluster.sh stop     stop it (fast shutdown); no-op when it is not running
-#   scripts/cluster.sh env      print the PG* variables that point psql & co. at it
+#   scripts/cluster.sh env      print the variables that point psql & co. at it
+#
+#   LOCKHIER_PG    the PostgreSQL major to run (default 15)
+#   LOCKHIER_HOME  where its data and sockets live (default /var/tmp/lockhier)
+#   LOCKHIER_PORT  its port (default 5499)
 set -euo pipefail
+source "$(dirname "$0")/pg.sh"
 
+LOCKHIER_PG=${LOCKHIER_PG:-15}
 LOCKHIER_HOME=${LOCKHIER_HOME:-/var/tmp/lockhier}
 PGPORT=${LOCKHIER_PORT:-5499}
-PGBIN=${PGBIN:-$(pg_config --bindir)}
+PG_CONFIG=$(pg_config_for "$LOCKHIER_PG")
+PGBIN=$("$PG_CONFIG" --bindir)
 DATA=$LOCKHIER_HOME/data
 SOCKETS=$LOCKHIER_HOME/run
 
@@ -26,6 +33,10 @@ case "${1:-}" in
   start)
     mkdir -p "$LOCKHIER_HOME"
     [ "$(id -u)" = 0 ] && chown postgres "$LOCKHIER_HOME"
+    if [ -f "$DATA/PG_VERSION" ] && [ "$(cat "$DATA/PG_VERSION")" != "$LOCKHIER_PG" ]; then
+      echo "$DATA holds a PostgreSQL $(cat "$DATA/PG_VERSION") cluster, not $LOCKHIER_PG: remove it first" >&2
+      exit 1
+    fi
     if [ ! -f "$DATA/PG_VERSION" ]; then
       as_owner mkdir -p "$DATA" "$SOCKETS"
       as_owner "$PGBIN/initdb" -D "$DATA" -A trust -E UTF8 --locale=C -U postgres >"$LOCKHIER_HOME/initdb.log"
@@ -54,7 +65,7 @@ CONF
     fi
     ;;
   env)
-    echo "export PGHOST=$SOCKETS PGPORT=$PGPORT PGUSER=postgres"
+    echo "export PGHOST=$SOCKETS PGPORT=$PGPORT PGUSER=postgres PG_CONFIG=$PG_CONFIG PATH=$PGBIN:\$PATH"
     ;;
   *)
     echo "usage: $0 start|stop|env" >&2

@@ -2,18 +2,21 @@
 # The demo: three psql sessions against a private cluster, as a no-code builder would use
 # lockhier. Builds and installs first (skipping what is done), then plays the scenes with
 # timestamped output, stops the cluster and says how to start it again to try more.
+#
+#   PG=NN   the PostgreSQL major to run it on (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-LOCKHIER_SETUP_CLIENTS=0 bash scripts/setup.sh
-echo "[demo] building and installing lockhier (release)..."
-cargo pgrx install --release --pg-config "$(command -v pg_config)" >/dev/null 2>&1 \
-  || cargo pgrx install --release --pg-config "$(command -v pg_config)"
+export LOCKHIER_PG=${PG:-15}
+LOCKHIER_SETUP_CLIENTS=0 LOCKHIER_PG_VERSIONS=$LOCKHIER_PG bash scripts/setup.sh
+echo "[demo] building and installing lockhier for PostgreSQL $LOCKHIER_PG (release)..."
+bash scripts/package.sh "$LOCKHIER_PG" >/dev/null
+cp -a "target/pg$LOCKHIER_PG/release/lockhier-pg$LOCKHIER_PG/." /
 
-export LOCKHIER_HOME=${LOCKHIER_DEMO_HOME:-/var/tmp/lockhier-demo} LOCKHIER_PORT=${LOCKHIER_DEMO_PORT:-5497}
+export LOCKHIER_HOME=${LOCKHIER_DEMO_HOME:-/var/tmp/lockhier-demo-$LOCKHIER_PG} LOCKHIER_PORT=${LOCKHIER_DEMO_PORT:-5497}
 scripts/cluster.sh start
 eval "$(scripts/cluster.sh env)"
-PSQL=$(pg_config --bindir)/psql
+PSQL=$("$PG_CONFIG" --bindir)/psql
 "$PSQL" -X -q -d postgres -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
 "$PSQL" -X -q -d demo <<'SQL'
 CREATE EXTENSION lockhier;
@@ -85,7 +88,7 @@ cleanup
 trap - EXIT
 say "Done; nothing is left running. To try more on the demo cluster:"
 cat <<EOF
-    LOCKHIER_HOME=$LOCKHIER_HOME LOCKHIER_PORT=$LOCKHIER_PORT scripts/cluster.sh start
+    LOCKHIER_PG=$LOCKHIER_PG LOCKHIER_HOME=$LOCKHIER_HOME LOCKHIER_PORT=$LOCKHIER_PORT scripts/cluster.sh start
     $PSQL -h $PGHOST -p $PGPORT -U postgres demo
-    LOCKHIER_HOME=$LOCKHIER_HOME LOCKHIER_PORT=$LOCKHIER_PORT scripts/cluster.sh stop
+    LOCKHIER_PG=$LOCKHIER_PG LOCKHIER_HOME=$LOCKHIER_HOME LOCKHIER_PORT=$LOCKHIER_PORT scripts/cluster.sh stop
 EOF

@@ -50,7 +50,9 @@ CREATE SERVER row_errors_server FOREIGN DATA WRAPPER row_errors_fdw;
 CREATE FOREIGN TABLE remote_field (id bigint) SERVER row_errors_server;
 SELECT lockhier.lock_rows('remote_field', ARRAY[1], key_column => 'id');
 -- A table locked by another transaction (LOCK TABLE): the wait bounds that lock too, and the
--- error says the table is locked, and by whom.
+-- error says the table is locked, and by whom. (The session's lock_timeout is only a safety net:
+-- were the table lock waited for outside the call's bound, a regression ends in 30 s, not never.)
+SET lock_timeout = '30s';
 SELECT open_session('migration', 'migration');
 SELECT dblink_exec('migration', 'BEGIN');
 SELECT dblink_exec('migration', 'LOCK TABLE database_field IN ACCESS EXCLUSIVE MODE');

@@ -129,9 +129,9 @@ mod tests {
     #[pg_test]
     fn a_locked_table_is_a_conflict_within_the_wait() {
         hold_table_locked();
-        // Were the table lock waited for outside the bound, this would end at statement_timeout.
-        run("SET statement_timeout = '30s'");
-        run("SET lock_timeout = '1h'");
+        // Were the table lock waited for outside the call's bound, the session's lock_timeout
+        // would end that wait (statement_timeout would not: a test is one statement).
+        run("SET lock_timeout = '30s'");
         let pid = one::<i32>("SELECT tests.other_pid()");
         let at_once = full_error_of("SELECT lockhier.lock_rows('busy_rows', ARRAY[1])");
         assert!(at_once.contains(&format!("process {pid} ")), "{at_once}");
@@ -151,7 +151,7 @@ mod tests {
         );
         assert!(waited(&bounded) >= Some(Duration::from_millis(200)), "{bounded}");
         assert!(!one::<bool>("SELECT lockhier.try_lock_rows('busy_rows', ARRAY[1], wait => '50 ms')"));
-        assert_eq!(one::<String>("SHOW lock_timeout"), "1h");
+        assert_eq!(one::<String>("SHOW lock_timeout"), "30s");
         // A refused call keeps no lock on the table, and the transaction is still usable.
         let kept: i64 = one(
             "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'busy_rows'::regclass",
@@ -171,7 +171,7 @@ mod tests {
         other("INSERT INTO busy_parts VALUES (5), (150) ON CONFLICT DO NOTHING");
         other("BEGIN");
         other("LOCK TABLE busy_parts_high IN ACCESS EXCLUSIVE MODE");
-        run("SET statement_timeout = '30s'");
+        run("SET lock_timeout = '30s'");
         let error = error_of("SELECT lockhier.lock_rows('busy_parts', ARRAY[5], wait => '100 ms')");
         assert_eq!(
             error,

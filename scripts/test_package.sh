@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The PostgreSQL 15 Debian package, as a user installs it: dpkg -i into the system PostgreSQL
+# 15, CREATE EXTENSION in a private cluster of it, one conflict from the demo, dpkg -r.
+# Afterwards the release build is copied back in place, so the machine is left as it was.
+# Prints one ok/not ok line per check and ends with RESULT <passed> <failed>.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+deb=target/packages/postgresql-15-lockhier_${version}_amd64.deb
+passed=0
+failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then echo "ok - $name"; passed=$((passed + 1)); else echo "not ok - $name"; failed=$((failed + 1)); fi
+}
+
+check "the package exists: $deb" test -s "$deb"
+# As the README says, word for word (so a new version updates the README too).
+check "the README's install command names this version's package" test "$version" = 0.2.0
+dpkg -i target/packages/postgresql-15-lockhier_0.2.0_amd64.deb >/tmp/lockhier-dpkg.log 2>&1
+status=$?
+check "dpkg -i $(basename "$deb")" test "$status" = 0
+[ "$status" = 0 ] || cat /tmp/lockhier-dpkg.log
+check "it installs where Debian's PostgreSQL 15 looks" \
+  bash -c "dpkg -L postgresql-15-lockhier | grep -qx /usr/lib/postgresql/15/lib/lockhier.so \
+           && dpkg -L postgresql-15-lockhier | grep -qx /usr/share/postgresql/15/extension/lockhier.control \
+           && dpkg -L postgresql-15-lockhier | grep -qx /usr/share/postgresql/15/extension/lockhier--$version.sql"
+
+export LOCKHIER_PG=15 LOCKHIER_HOME=/var/tmp/lockhier-package LOCKHIER_PORT=5479
+scripts/cluster.sh stop 2>/dev/null
+rm -rf "$LOCKHIER_HOME"
+scripts/cluster.sh start
+eval "$(scripts/cluster.sh env)"
+out=$(psql -X -d postgres 2>&1 <<'SQL'
+CREATE EXTENSION lockhier;
+CREATE EXTENSION dblink;
+SELECT extversion FROM pg_extension WHERE extname = 'lockhier';
+SELECT dblink_connect('snapshot', format('host=%s port=%s dbname=postgres user=%s application_name=%L',
+    current_setting('unix_socket_directories'), current_setting('port'), current_user, 'snapshot of app 7'));
+SELECT dblink_exec('snapshot', 'BEGIN');
+SELECT * FROM dblink('snapshot', $$SELECT lockhier.lock_application(7, mode => 'share')::text$$) AS t(x text);
+BEGIN;
+SELECT lockhier.lock_field(7, 12, 99, 'field__update');
+ROLLBACK;
+SQL
+)
+scripts/cluster.sh stop
+echo "$out" | tail -n 8
+check "CREATE EXTENSION lockhier from the package gives version $version" grep -qx " $version" <<<"$out"
+check "a snapshot of application 7 refuses a field update, naming it" \
+  bash -c 'grep -q "ERROR:  operation in progress: cannot lock field 99 (table 12, application 7) for \"field__update\"" <<<"$0" &&
+           grep -q "application_name \"snapshot of app 7\"" <<<"$0"' "$out"
+
+dpkg -r postgresql-15-lockhier >/tmp/lockhier-dpkg.log 2>&1
+check "dpkg -r removes it" bash -c '! test -e /usr/lib/postgresql/15/lib/lockhier.so && ! dpkg -s postgresql-15-lockhier >/dev/null 2>&1'
+cp -a target/pg15/release/lockhier-pg15/. / 2>/dev/null
+rm -rf "$LOCKHIER_HOME"
+
+echo "RESULT $passed $failed"
+[ "$failed" = 0 ]
