@@ -9,6 +9,7 @@
 #   LOCKHIER_PG    the PostgreSQL major to run (default 15)
 #   LOCKHIER_HOME  where its data and sockets live (default /var/tmp/lockhier)
 #   LOCKHIER_PORT  its port (default 5499)
+#   LOCKHIER_PRELOAD  0 for a cluster without lockhier in shared_preload_libraries (no leases)
 set -euo pipefail
 source "$(dirname "$0")/pg.sh"
 
@@ -47,6 +48,14 @@ unix_socket_directories = '$SOCKETS'
 max_connections = 120
 # Prepared transactions keep their locks with no process behind them: tested (prepared.spec).
 max_prepared_transactions = 10
+CONF
+      # Leases need lockhier's shared memory and its lease keeper (docs/leases.md);
+      # LOCKHIER_PRELOAD=0 makes a cluster without them.
+      if [ "${LOCKHIER_PRELOAD:-1}" = 1 ]; then
+        echo "shared_preload_libraries = 'lockhier'" >>"$DATA/postgresql.conf"
+      fi
+      cat >>"$DATA/postgresql.conf" <<CONF
+
 shared_buffers = 128MB
 fsync = off
 full_page_writes = off

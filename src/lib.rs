@@ -28,6 +28,7 @@ extension_sql_file!("../sql/rows.sql", name = "rows_sql");
 pub extern "C-unwind" fn _PG_init() {
     engine::registry::install_callbacks();
     rows::cache::install_callbacks();
+    api::leases::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -40,6 +41,7 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        // Leases need lockhier's shared memory and lease keeper.
+        vec!["shared_preload_libraries = 'lockhier'"]
     }
 }

@@ -49,13 +49,24 @@ pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
         | PathTooLong(_)
         | UnknownRowMode(_)
         | NoPrimaryKey(_)
-        | CompositePrimaryKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        | CompositePrimaryKey { .. }
+        | InvalidOwner { .. }
+        | InvalidTtl(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
         NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         IdsTypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         NotATable { .. } => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
         ForeignTable(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         Conflict(_) | RowConflict(_) | TableLocked(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+        LeasesNotLoaded | KeeperNotRunning | LeasesNotRestored => {
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+        }
+        LeasesInRecovery => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        TooManyLeases(_) => PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+        LeasePermission { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        JournalFailed(_) => PgSqlErrorCode::ERRCODE_IO_ERROR,
+        LockTableFull => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+        KeeperFailed(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     }
 }
 
@@ -77,12 +88,29 @@ pub fn hint(error: &LockhierError) -> Option<String> {
         NullArgument("path") => "Pass the ids of the node: '{}' for global, '{7}', '{7,12}' or '{7,12,99}'.",
         NullArgument("rel") => "Pass the table whose rows to lock, such as 'database_field'.",
         NullArgument("ids") => "Pass an array of key values; an empty array locks nothing.",
+        NullArgument("owner") => "Pass the name of the job or worker that holds the lease, such as 'csv-import #55'.",
+        NullArgument("ttl") => "Pass how long the lease lasts unless it is renewed, such as '2 min'.",
+        NullArgument("token") => "Pass the token that lease_* returned.",
         NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
         InvalidClass { .. } => {
             "Class names are names such as field__update or app.backup; case is ignored."
         }
         EmptyClasses | NullClassElement => "Pass at least one class name, or 'all'.",
         TooManyClasses => "Lock the scope for all classes, or split the request.",
+        InvalidOwner { .. } => "Name the owner as a job or a worker would be named, such as 'csv-import #55'.",
+        InvalidTtl(_) => "Pass a ttl such as '2 min', and renew the lease before it runs out.",
+        LeasesNotLoaded => {
+            "Add lockhier to shared_preload_libraries in postgresql.conf and restart the server; every other lockhier function works without it."
+        }
+        LeasesInRecovery => "Take leases on the primary.",
+        KeeperNotRunning | LeasesNotRestored => {
+            "The lease keeper is a background worker started with the server: see the server log for why it is not running."
+        }
+        TooManyLeases(_) => "Release leases that are no longer needed, or raise lockhier.max_leases (it needs a restart).",
+        LeasePermission { .. } => {
+            "A lease is renewed, released and validated by the role that took it, its members, or a superuser."
+        }
+        LockTableFull => "You might need to increase max_locks_per_transaction.",
         NullIdsElement => "Leave the NULLs out: a NULL id matches no row.",
         NotATable { kind: "a view", .. } => "Lock the rows of the tables the view reads.",
         NotATable { .. } => "Pass a table or a partitioned table.",
@@ -227,6 +255,13 @@ pub fn warn_not_held(request: &Request) {
     )
     .set_hint("Unlock exactly the scope, classes and mode that were locked; lockhier.held() lists them.")
     .report(PgLogLevel::WARNING);
+}
+
+/// Raise a WARNING that a lease to renew or release is not held (SQLSTATE 01000).
+pub fn warn_lease_not_held(token: i64) {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, format!("lockhier lease {token} is not held"), function_name!())
+        .set_hint("It expired or was released, or never existed in this database; lockhier.leases lists the leases held.")
+        .report(PgLogLevel::WARNING);
 }
 
 #[cfg(test)]

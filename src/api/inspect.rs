@@ -67,7 +67,7 @@ fn blockers_of(request: Parsed<Request>, wait: Option<Interval>) -> Vec<lockhier
     holders::find(&Plan::of(&request))
 }
 
-/// `blockers_*`: one row per process in the way of the request right now. `description` is,
+/// `blockers_*`: one row per process (or lease) in the way of the request right now. `description` is,
 /// word for word, what the conflict error's DETAIL says of that process.
 macro_rules! blockers_fn {
     ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
@@ -81,7 +81,7 @@ macro_rules! blockers_fn {
         ) -> TableIterator<
             'static,
             (
-                name!(pid, i32),
+                name!(pid, Option<i32>),
                 name!(application_name, Option<String>),
                 name!(client_addr, Option<Inet>),
                 name!(conflict, String),
@@ -97,7 +97,8 @@ macro_rules! blockers_fn {
             TableIterator::new(blockers_of(request($node($($id),*), $parse, mode), wait).into_iter().map(|b| {
                 let details = b.process.as_ref().and_then(|p| p.details.clone());
                 (
-                    b.pid,
+                    // A lease has no process: its owner and token are in the description.
+                    b.lease.is_none().then_some(b.pid),
                     b.process.as_ref().map(|p| p.application_name.clone()),
                     details.as_ref().and_then(|d| d.client_addr.clone()).map(Inet),
                     b.conflict.clone(),

@@ -6,5 +6,6 @@
 mod args;
 mod errors;
 mod inspect;
+pub mod leases;
 mod locks;
 mod rows;

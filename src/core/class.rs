@@ -16,6 +16,9 @@ pub struct ClassName {
 }
 
 impl ClassName {
+    /// Fills unused places in fixed-size arrays of class names.
+    pub const PLACEHOLDER: ClassName = ClassName { len: 0, bytes: [0; MAX_CLASS_LEN] };
+
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes pass validation.
         std::str::from_utf8(&self.bytes[..self.len as usize]).expect("class names are ASCII")
@@ -116,6 +119,14 @@ impl Classes {
             [only] => Classes::One(*only),
             _ => Classes::Many(names),
         })
+    }
+
+    /// From names already validated, sorted and distinct (as `names()` gives them).
+    pub fn from_sorted(names: &[ClassName]) -> Classes {
+        match names {
+            [only] => Classes::One(*only),
+            _ => Classes::Many(names.to_vec()),
+        }
     }
 
     /// The named classes, sorted; empty for `all`.

@@ -3,6 +3,7 @@
 
 use crate::class::{ClassProblem, MAX_CLASSES};
 use crate::holder::{Blocker, Process};
+use crate::lease::{OwnerProblem, MAX_TTL};
 use crate::request::{Mode, Request};
 use crate::row_mode::RowMode;
 use std::fmt::Write;
@@ -74,6 +75,39 @@ pub enum LockhierError {
 
     #[error("operation in progress: cannot lock {} rows for {}: {} is locked", .0.table, .0.mode.name(), .0.what_is_locked())]
     TableLocked(Box<TableLocked>),
+
+    #[error("invalid lease owner \"{owner}\": {reason}")]
+    InvalidOwner { owner: String, reason: OwnerProblem },
+
+    #[error("ttl must be positive and at most {hours} h: \"{0}\"", hours = MAX_TTL.as_secs() / 3600)]
+    InvalidTtl(String),
+
+    #[error("lockhier leases are not available: lockhier is not in shared_preload_libraries")]
+    LeasesNotLoaded,
+
+    #[error("lockhier leases are not available during recovery")]
+    LeasesInRecovery,
+
+    #[error("lockhier's lease keeper is not running")]
+    KeeperNotRunning,
+
+    #[error("the leases held before the server restarted are not restored yet")]
+    LeasesNotRestored,
+
+    #[error("too many leases: {0} are held, the most lockhier.max_leases allows")]
+    TooManyLeases(usize),
+
+    #[error("permission denied for lease {token} of owner \"{owner}\"")]
+    LeasePermission { token: i64, owner: String },
+
+    #[error("could not write lockhier's lease journal: {0}")]
+    JournalFailed(String),
+
+    #[error("out of shared memory")]
+    LockTableFull,
+
+    #[error("lockhier's lease keeper failed: {0}")]
+    KeeperFailed(String),
 }
 
 /// Rows that could not be locked because the table (or one of its partitions) is locked in a

@@ -44,12 +44,47 @@ pub struct Blocker {
     pub holds_session_locks: bool,
     /// For a prepared transaction (pid 0), its xid.
     pub prepared_xid: Option<u32>,
+    /// The process is the one that asked (only a lease request can be in its own way).
+    pub is_me: bool,
+    /// When the holder is the lease keeper: the lease that holds the lock.
+    pub lease: Option<LeaseHolder>,
+}
+
+/// A lease in the way of a request.
+#[derive(Clone, Debug)]
+pub struct LeaseHolder {
+    pub token: i64,
+    pub owner: String,
+    /// How long ago it was taken.
+    pub held_for: Duration,
+    pub expiry: Expiry,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Expiry {
+    In(Duration),
+    /// Its ttl ran out this long ago; it is being released (or a transaction that validated it
+    /// is still open).
+    RanOut(Duration),
 }
 
 impl Blocker {
     /// `a share lock on all classes for application 7, held by process 4242
     /// (application_name "snapshot #7") in a transaction running for 3.1 s`
     pub fn describe(&self) -> String {
+        if let Some(lease) = &self.lease {
+            let expiry = match lease.expiry {
+                Expiry::In(left) => format!("expires in {}", human_duration(left)),
+                Expiry::RanOut(ago) => format!("its ttl ran out {} ago", human_duration(ago)),
+            };
+            return format!(
+                "{}, held by lease {} of owner \"{}\", acquired {} ago, {expiry}",
+                self.conflict,
+                lease.token,
+                lease.owner,
+                human_duration(lease.held_for)
+            );
+        }
         let who = self.who();
         if self.granted {
             format!("{}, held by {who}{}", self.conflict, self.since())
@@ -62,7 +97,12 @@ impl Blocker {
 impl Blocker {
     /// See [`process`].
     pub fn who(&self) -> String {
-        process(self.pid, self.process.as_ref(), self.prepared_xid)
+        let who = process(self.pid, self.process.as_ref(), self.prepared_xid);
+        if self.is_me {
+            format!("this session's {who}")
+        } else {
+            who
+        }
     }
 }
 
@@ -153,6 +193,31 @@ mod tests {
     use super::*;
     use crate::class::Classes;
     use crate::scope::Node;
+
+    #[test]
+    fn a_lease_in_the_way_is_named_with_its_owner_and_times() {
+        let blocker = Blocker {
+            pid: 4242,
+            granted: true,
+            lock_mode: "ExclusiveLock",
+            key: 1,
+            conflict: "an exclusive lock on all classes for table 12 (application 7)".into(),
+            process: None,
+            holds_session_locks: true,
+            prepared_xid: None,
+            is_me: false,
+            lease: Some(LeaseHolder {
+                token: 17,
+                owner: "csv-import #55".into(),
+                held_for: Duration::from_secs(180),
+                expiry: Expiry::In(Duration::from_secs(80)),
+            }),
+        };
+        assert_eq!(
+            blocker.describe(),
+            "an exclusive lock on all classes for table 12 (application 7), held by lease 17 of owner \"csv-import #55\", acquired 3 min ago, expires in 1 min 20 s"
+        );
+    }
 
     #[test]
     fn conflicts_read_as_what_the_holder_locked() {

@@ -11,6 +11,7 @@ pub mod class;
 pub mod error;
 pub mod holder;
 pub mod key;
+pub mod lease;
 pub mod lockmode;
 pub mod plan;
 #[cfg(test)]

@@ -78,7 +78,6 @@ impl LockMode {
         }
     }
 
-    #[cfg(test)]
     pub fn conflicts_with(self, other: LockMode) -> bool {
         self.conflicts_with_any(bit(other as u8))
     }

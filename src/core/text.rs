@@ -26,11 +26,20 @@ pub fn human_duration(d: Duration) -> String {
     } else if secs < 60 {
         format!("{:.1} s", d.as_secs_f64())
     } else if secs < 3600 {
-        format!("{} min {} s", secs / 60, secs % 60)
+        two_units(secs / 60, "min", secs % 60, "s")
     } else if secs < 86_400 {
-        format!("{} h {} min", secs / 3600, secs % 3600 / 60)
+        two_units(secs / 3600, "h", secs % 3600 / 60, "min")
     } else {
-        format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600)
+        two_units(secs / 86_400, "d", secs % 86_400 / 3600, "h")
+    }
+}
+
+/// `2 min 5 s`, or `3 min` when the smaller unit is zero.
+fn two_units(large: u64, large_unit: &str, small: u64, small_unit: &str) -> String {
+    if small == 0 {
+        format!("{large} {large_unit}")
+    } else {
+        format!("{large} {large_unit} {small} {small_unit}")
     }
 }
 
@@ -50,6 +59,8 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(125)), "2 min 5 s");
         assert_eq!(human_duration(Duration::from_secs(3780)), "1 h 3 min");
         assert_eq!(human_duration(Duration::from_secs(90_000)), "1 d 1 h");
+        assert_eq!(human_duration(Duration::from_secs(180)), "3 min");
+        assert_eq!(human_duration(Duration::from_secs(7200)), "2 h");
     }
 
     #[test]

@@ -15,71 +15,138 @@ use std::time::Duration;
 
 /// The tag `pg_advisory_xact_lock(key)` uses, in the current database.
 fn advisory_tag(key: i64) -> pg_sys::LOCKTAG {
+    advisory_tag_in(my_database(), key, 1)
+}
+
+/// An advisory tag of `database`: `kind` 1 is the key space of `pg_advisory_xact_lock(bigint)`
+/// (lockhier's locks), 3 that of lease fences (`objsubid = 3` in `pg_locks`), which no SQL
+/// function reaches.
+fn advisory_tag_in(database: u32, key: i64, kind: u16) -> pg_sys::LOCKTAG {
     let (high, low) = key::split(key);
     pg_sys::LOCKTAG {
-        locktag_field1: my_database(),
+        locktag_field1: database,
         locktag_field2: high,
         locktag_field3: low,
-        locktag_field4: 1,
+        locktag_field4: kind,
         locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
         locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     }
 }
 
+const FENCE: u16 = 3;
+
 /// Take the lock if it can be had at once; never waits. A full lock table raises PostgreSQL's
 /// own "out of shared memory" error (53200), with nothing of this lock taken.
 pub fn try_lock(key: i64, mode: LockMode, hold: Hold) -> bool {
-    let tag = advisory_tag(key);
-    // SAFETY: `tag` is a valid advisory LOCKTAG that LockAcquire only reads; with dontWait the
-    // call never sleeps, and an ERROR it raises becomes a Rust panic at pgrx's FFI guard.
-    let result = unsafe { pg_sys::LockAcquire(&tag, mode.number().into(), hold == Hold::Session, true) };
-    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    try_tag(&advisory_tag(key), mode.number().into(), hold)
 }
 
 /// Give back one hold of the lock. Returns false (and the lock manager warns) if it was not held.
 pub fn unlock(key: i64, mode: LockMode, hold: Hold) -> bool {
-    let tag = advisory_tag(key);
-    // SAFETY: as for `try_lock`; LockRelease only decrements this backend's own counts.
-    unsafe { pg_sys::LockRelease(&tag, mode.number().into(), hold == Hold::Session) }
+    release_tag(&advisory_tag(key), mode.number().into(), hold)
+}
+
+/// As `try_lock`, as a session lock of `database` (the lease keeper, connected to none).
+pub fn try_lock_in(database: u32, key: i64, mode: LockMode) -> bool {
+    try_tag(&advisory_tag_in(database, key, 1), mode.number().into(), Hold::Session)
+}
+
+/// As `unlock`, for a session lock of `database`.
+pub fn unlock_in(database: u32, key: i64, mode: LockMode) -> bool {
+    release_tag(&advisory_tag_in(database, key, 1), mode.number().into(), Hold::Session)
+}
+
+/// Whether this process holds the key of `database` in `mode` as a session lock.
+pub fn holds_in(database: u32, key: i64, mode: LockMode) -> bool {
+    super::version::lock_held_by_me(&advisory_tag_in(database, key, 1), mode.number().into())
+}
+
+/// A lease's fence: validating a lease holds it in share mode to the end of the transaction;
+/// releasing or expiring the lease needs it in exclusive mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fence {
+    Share,
+    Exclusive,
+}
+
+impl Fence {
+    fn mode(self) -> pg_sys::LOCKMODE {
+        match self {
+            Fence::Share => pg_sys::ShareLock as pg_sys::LOCKMODE,
+            Fence::Exclusive => pg_sys::ExclusiveLock as pg_sys::LOCKMODE,
+        }
+    }
+}
+
+pub fn try_fence(database: u32, token: i64, fence: Fence, hold: Hold) -> bool {
+    try_tag(&advisory_tag_in(database, token, FENCE), fence.mode(), hold)
+}
+
+/// Wait for the fence in the lock manager's queue, as `lock_waiting` does for a key.
+pub fn fence_waiting(database: u32, token: i64, fence: Fence, hold: Hold) -> Result<(), CaughtError> {
+    wait_for_tag(advisory_tag_in(database, token, FENCE), fence.mode(), hold, None)
+}
+
+pub fn release_fence(database: u32, token: i64, fence: Fence, hold: Hold) -> bool {
+    release_tag(&advisory_tag_in(database, token, FENCE), fence.mode(), hold)
+}
+
+fn try_tag(tag: &pg_sys::LOCKTAG, mode: pg_sys::LOCKMODE, hold: Hold) -> bool {
+    // SAFETY: `tag` is a valid advisory LOCKTAG that LockAcquire only reads; with dontWait the
+    // call never sleeps, and an ERROR it raises becomes a Rust panic at pgrx's FFI guard.
+    let result = unsafe { pg_sys::LockAcquire(tag, mode, hold == Hold::Session, true) };
+    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+}
+
+fn release_tag(tag: &pg_sys::LOCKTAG, mode: pg_sys::LOCKMODE, hold: Hold) -> bool {
+    // SAFETY: as for `try_tag`; LockRelease only decrements this backend's own counts.
+    unsafe { pg_sys::LockRelease(tag, mode, hold == Hold::Session) }
 }
 
 /// Wait in the lock manager's own queue for the lock, at most `timeout` (`None`: only the
 /// session's `lock_timeout` applies). A timeout, cancel or deadlock comes back as the error
 /// PostgreSQL raised, with nothing of this lock held.
-///
-/// The wait runs inside an internal subtransaction, for a lock owned by that subtransaction.
-/// If the wait is given up in the same instant the lock is granted, the lock manager's cleanup
-/// grants it anyway (`LockErrorCleanup` -> `GrantAwaitedLock`), and the rollback releases it.
-/// Once granted, the lock is taken again for whoever must own it (the caller's resource owner,
-/// or the session), which is immediate because this backend already holds it, and the
-/// subtransaction's hold is dropped. So the hold ends up where `unlock` will look for it.
 pub fn lock_waiting(
     key: i64,
     mode: LockMode,
     hold: Hold,
     timeout: Option<Duration>,
 ) -> Result<(), CaughtError> {
-    let tag = advisory_tag(key);
+    wait_for_tag(advisory_tag(key), mode.number().into(), hold, timeout)
+}
+
+/// The wait runs inside an internal subtransaction, for a lock owned by that subtransaction.
+/// If the wait is given up in the same instant the lock is granted, the lock manager's cleanup
+/// grants it anyway (`LockErrorCleanup` -> `GrantAwaitedLock`), and the rollback releases it.
+/// Once granted, the lock is taken again for whoever must own it (the caller's resource owner,
+/// or the session), which is immediate because this backend already holds it, and the
+/// subtransaction's hold is dropped. So the hold ends up where a release will look for it.
+fn wait_for_tag(
+    tag: pg_sys::LOCKTAG,
+    mode: pg_sys::LOCKMODE,
+    hold: Hold,
+    timeout: Option<Duration>,
+) -> Result<(), CaughtError> {
     // SAFETY: reading the current resource owner, the one the caller's locks belong to.
     let caller = unsafe { pg_sys::CurrentResourceOwner };
     subxact::in_subtransaction(move || {
         {
             let _limit = timeout.map(subxact::LockTimeoutOverride::set);
-            // SAFETY: as for `try_lock`; this call may sleep in ProcSleep, and any ERROR
+            // SAFETY: as for `try_tag`; this call may sleep in ProcSleep, and any ERROR
             // raised there (timeout, cancel, deadlock) unwinds to `in_subtransaction`.
-            unsafe { pg_sys::LockAcquire(&tag, mode.number().into(), false, false) };
+            unsafe { pg_sys::LockAcquire(&tag, mode, false, false) };
         }
         // A lock_timeout that fired just as the lock was granted is still pending: raise it
         // here, where the rollback undoes the grant, rather than after the call returned.
         pg_sys::check_for_interrupts!();
         let rehomed = match hold {
-            Hold::Session => try_lock(key, mode, Hold::Session),
+            Hold::Session => try_tag(&tag, mode, Hold::Session),
             Hold::Transaction => {
-                subxact::with_resource_owner(caller, || try_lock(key, mode, Hold::Transaction))
+                subxact::with_resource_owner(caller, || try_tag(&tag, mode, Hold::Transaction))
             }
         };
         assert!(rehomed, "a lock this backend holds is always available to it");
-        unlock(key, mode, Hold::Transaction);
+        release_tag(&tag, mode, Hold::Transaction);
     })
 }
 
@@ -189,7 +256,8 @@ fn lock_entries(mut key_of: impl FnMut(&pg_sys::LOCKTAG) -> Option<i64>) -> Vec<
     found
 }
 
-fn my_database() -> u32 {
+/// The OID of the database this backend is connected to.
+pub fn my_database() -> u32 {
     // SAFETY: MyDatabaseId is set once at backend start-up, before any SQL function runs.
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }

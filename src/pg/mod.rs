@@ -1,14 +1,18 @@
 //! The only home of `unsafe`: PostgreSQL's lock manager, internal subtransactions, tuple
 //! headers, the backend status array, relations and types, array arguments, transaction and
-//! cache-invalidation callbacks, and what differs between PostgreSQL versions (behind `cfg`,
-//! in `version`). Each unsafe block does one thing and says why it is sound.
+//! cache-invalidation callbacks, shared memory and the lease keeper's process, and what differs
+//! between PostgreSQL versions (behind `cfg`, in `version`). Each unsafe block does one thing and says why it is sound.
 //! It may use lockhier-core, and nothing else of lockhier.
 
 pub mod activity;
 pub mod array;
+pub mod clock;
 pub mod invalidation;
+pub mod keeper_process;
 pub mod lockmgr;
 pub mod relations;
+pub mod roles;
+pub mod shmem;
 pub mod subxact;
 pub mod tuplelock;
 pub mod version;

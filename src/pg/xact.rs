@@ -81,3 +81,9 @@ unsafe extern "C-unwind" fn on_subtransaction_event(
         _ => {}
     }
 }
+
+/// Whether the server is in recovery (a standby, or still replaying WAL after a crash).
+pub fn in_recovery() -> bool {
+    // SAFETY: reads shared recovery state.
+    unsafe { pg_sys::RecoveryInProgress() }
+}

@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod conflicts;
 mod hardening;
+mod leases;
 mod pg_locks;
 mod rows;
 

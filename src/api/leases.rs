@@ -1,0 +1,205 @@
+//! The lease functions: `lease_*` and `try_lease_*` at each level in both overloads,
+//! `renew_lease`, `release_lease`, `release_leases`, `lease_valid`, and the rows of the
+//! `leases` view. See `docs/leases.md`.
+//!
+//! None is STRICT: a NULL is refused by name. All are VOLATILE and PARALLEL UNSAFE.
+
+use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
+use super::errors::{self, or_report};
+use crate::engine::{lease_table, leases};
+use lockhier_core::lease::{ttl_from_micros, Owner};
+use lockhier_core::request::required;
+use lockhier_core::Request;
+use pgrx::prelude::*;
+use std::time::Duration;
+
+/// `lockhier.max_leases`: leases held at once, in all databases (sizes shared memory).
+pub static MAX_LEASES: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(1024);
+
+/// Called from `_PG_init`: the setting, and when lockhier is preloaded, the shared memory and
+/// the keeper.
+pub fn init() {
+    pgrx::GucRegistry::define_int_guc(
+        c"lockhier.max_leases",
+        c"How many lockhier leases can be held at once, in all databases.",
+        c"Sizes the shared memory leases are kept in (about 4.5 kB each); needs a restart.",
+        &MAX_LEASES,
+        1,
+        100_000,
+        pgrx::GucContext::Postmaster,
+        pgrx::GucFlags::default(),
+    );
+    leases::install(MAX_LEASES.get() as usize);
+}
+
+fn owner(owner: Option<&str>) -> Parsed<Owner> {
+    Owner::parse(required(owner, "owner")?)
+}
+
+fn ttl(ttl: Option<Interval>) -> Parsed<Duration> {
+    let ttl = required(ttl, "ttl")?;
+    ttl_from_micros(ttl.as_micros(), || ttl.to_string())
+}
+
+/// The body of every `lease_*` and `try_lease_*`: the token, or NULL for a refused `try_`.
+/// Arguments are checked in the order they are written: ids, owner, class(es), mode, ttl, wait.
+#[allow(clippy::too_many_arguments)]
+fn take(
+    node: Parsed<lockhier_core::Node>,
+    owner_arg: Option<&str>,
+    classes: Parsed<lockhier_core::Classes>,
+    mode: Option<&str>,
+    ttl_arg: Option<Interval>,
+    wait: Option<Interval>,
+    refusal_is_an_error: bool,
+) -> Option<i64> {
+    let node = or_report(node);
+    let owner = or_report(owner(owner_arg));
+    let request: Request = or_report(request(Ok(node), classes, mode));
+    let ttl = or_report(ttl(ttl_arg));
+    let wait = or_report(args::wait(wait));
+    or_report(leases::take(request, owner, ttl, wait, refusal_is_an_error))
+}
+
+/// One `lease_*` or `try_lease_*` function; `$refusal_is_an_error` tells which.
+macro_rules! lease_fn {
+    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => {
+        // The SQL function's own parameters: the level's ids, owner, class(es), mode, ttl, wait.
+        #[allow(clippy::too_many_arguments)]
+        #[pg_extern(volatile, parallel_unsafe $(, name = $sql)?)]
+        fn $name(
+            $($id: Option<i64>,)*
+            owner: Option<&str>,
+            $($classes)*,
+            mode: default!(Option<&str>, "'exclusive'"),
+            ttl: default!(Option<Interval>, "'2 min'"),
+            wait: default!(Option<Interval>, "'0'"),
+        ) -> Option<i64> {
+            take($node($($id),*), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
+        }
+    };
+}
+
+/// Every lease function of one level, in both overloads.
+macro_rules! level_lease_functions {
+    (
+        $node:ident ( $($id:ident),* ),
+        $lease:ident, $lease_many:ident = $lease_sql:literal,
+        $try_lease:ident, $try_lease_many:ident = $try_lease_sql:literal $(,)?
+    ) => {
+        lease_fn!($lease, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class), true);
+        lease_fn!($lease_many = $lease_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes), true);
+        lease_fn!($try_lease, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class), false);
+        lease_fn!($try_lease_many = $try_lease_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes), false);
+    };
+}
+
+level_lease_functions!(
+    global(),
+    lease_global,
+    lease_global_classes = "lease_global",
+    try_lease_global,
+    try_lease_global_classes = "try_lease_global"
+);
+level_lease_functions!(
+    application(application_id),
+    lease_application,
+    lease_application_classes = "lease_application",
+    try_lease_application,
+    try_lease_application_classes = "try_lease_application",
+);
+level_lease_functions!(
+    table(application_id, table_id),
+    lease_table,
+    lease_table_classes = "lease_table",
+    try_lease_table,
+    try_lease_table_classes = "try_lease_table",
+);
+level_lease_functions!(
+    field(application_id, table_id, field_id),
+    lease_field,
+    lease_field_classes = "lease_field",
+    try_lease_field,
+    try_lease_field_classes = "try_lease_field",
+);
+
+fn token(token: Option<i64>) -> i64 {
+    or_report(required(token, "token"))
+}
+
+/// True with the lease's expiry moved to now + `ttl` (its own ttl when NULL); false, with a
+/// WARNING, when it is no longer held.
+#[pg_extern(volatile, parallel_unsafe)]
+fn renew_lease(token: Option<i64>, ttl: default!(Option<Interval>, "NULL")) -> bool {
+    let token = self::token(token);
+    let ttl = ttl.map(|t| or_report(ttl_from_micros(t.as_micros(), || t.to_string())));
+    let renewed = or_report(leases::renew(token, ttl));
+    if !renewed {
+        errors::warn_lease_not_held(token);
+    }
+    renewed
+}
+
+/// True if the lease was held (it is released); false, with a WARNING, if not.
+#[pg_extern(volatile, parallel_unsafe)]
+fn release_lease(token: Option<i64>) -> bool {
+    let token = self::token(token);
+    let released = or_report(leases::release(token));
+    if !released {
+        errors::warn_lease_not_held(token);
+    }
+    released
+}
+
+/// Releases every lease `owner` holds in this database; returns how many.
+#[pg_extern(volatile, parallel_unsafe)]
+fn release_leases(owner: Option<&str>) -> i32 {
+    let owner = or_report(self::owner(owner));
+    or_report(leases::release_all(owner))
+}
+
+/// True if the lease is held now; it then stays held until the calling transaction ends.
+#[pg_extern(volatile, parallel_unsafe)]
+fn lease_valid(token: Option<i64>) -> bool {
+    or_report(leases::valid(self::token(token)))
+}
+
+/// The rows of the `leases` view: the leases of this database.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_restricted)]
+fn lease_list() -> TableIterator<
+    'static,
+    (
+        name!(token, i64),
+        name!(owner, String),
+        name!(scope, String),
+        name!(classes, Vec<String>),
+        name!(mode, String),
+        name!(acquired_at, Option<TimestampWithTimeZone>),
+        name!(renewed_at, Option<TimestampWithTimeZone>),
+        name!(expires_at, Option<TimestampWithTimeZone>),
+        name!(taken_by, Option<String>),
+    ),
+> {
+    let at = |t: i64| TimestampWithTimeZone::try_from(t).ok();
+    TableIterator::new(lease_table::list().into_iter().map(move |lease| {
+        let request = lease.request.request();
+        let classes = match request.classes.names() {
+            [] => vec!["all".to_string()],
+            names => names.iter().map(|c| c.as_str().to_string()).collect(),
+        };
+        (
+            lease.token,
+            lease.owner.as_str().to_string(),
+            request.node.to_string(),
+            classes,
+            request.mode.name().to_string(),
+            at(lease.acquired_at),
+            at(lease.renewed_at),
+            at(lease.expires_at),
+            leases::role_name(lease.role),
+        )
+    }))
+}
+
+extension_sql_file!("../../sql/leases.sql", name = "leases_view", requires = [lease_list]);

@@ -1,0 +1,308 @@
+//! The lease keeper: holds every lease as session locks (see `docs/leases.md`). It restores
+//! the leases of its journal when it starts, then answers backends' questions (grant, renew,
+//! release) one at a time and releases each lease when its ttl runs out.
+
+use super::journal_file::JournalFile;
+use crate::pg::keeper_process;
+use crate::pg::lockmgr::{self, Fence, Hold};
+use crate::pg::{clock, shmem};
+use lockhier_core::lease::journal::{Granted, Record};
+use lockhier_core::lease::{
+    self, Answer, Ask, Decision, Failure, FixedRequest, Lease, Owner, ShortText, Timestamp,
+};
+use lockhier_core::plan::Plan;
+use pgrx::prelude::*;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+/// The longest the keeper sleeps; it wakes earlier for an expiry or a question.
+const LONGEST_SLEEP: Duration = Duration::from_secs(1);
+/// While an expired lease is kept by a transaction that validated it, look again this often.
+const RETRY: Duration = Duration::from_millis(100);
+/// Compact the journal once it has this many records and four times more than leases held.
+const COMPACT_AFTER: usize = 1000;
+
+struct Keeper {
+    area: &'static shmem::Area,
+    journal: JournalFile,
+    next_token: i64,
+    /// An expired lease is still fenced by a validating transaction: look again soon.
+    retry_expiry: bool,
+}
+
+/// The keeper process's life; registered with `pg::keeper_process`.
+pub fn run() {
+    let Some(area) = shmem::area() else { return };
+    let (journal, replayed) = match JournalFile::open() {
+        Ok(opened) => opened,
+        Err(e) => {
+            keeper_process::log(&format!("lockhier cannot read its lease journal: {e}"), true);
+            return;
+        }
+    };
+    for problem in &replayed.problems {
+        keeper_process::log(&format!("lockhier lease journal: damaged record skipped ({problem})"), true);
+    }
+    let mut keeper = Keeper { area, journal, next_token: replayed.next_token, retry_expiry: false };
+    area.announce_keeper();
+    if !keeper.restore(replayed.leases.into_values().collect()) {
+        return;
+    }
+    while keeper_process::wait(keeper.sleep()) {
+        area.answer_all(|ask| keeper.answer(ask));
+        keeper.expire();
+        keeper.compact_if_large();
+    }
+}
+
+impl Keeper {
+    /// Take the locks of every lease that has not expired, then let lockhier requests in.
+    /// A lock someone else holds (a plain advisory lock on one of lockhier's keys) is asked for
+    /// again until it is free; lockhier's own requests wait for the restore meanwhile.
+    fn restore(&mut self, leases: Vec<Lease>) -> bool {
+        let now = clock::now();
+        self.area.write(|held| held.clear());
+        let mut warned = false;
+        for lease in leases {
+            if lease.expires_at <= now {
+                // Its ttl ran out while the server was down.
+                let _ = self.journal.append(&Record::Release { token: lease.token });
+                continue;
+            }
+            while !take_locks(&lease) {
+                if !warned {
+                    keeper_process::log(
+                        &format!(
+                            "lockhier: lease {} waits for a lock held outside lockhier to be restored",
+                            lease.token
+                        ),
+                        true,
+                    );
+                    warned = true;
+                }
+                if !keeper_process::wait(RETRY) {
+                    return false;
+                }
+            }
+            self.area.write(|held| {
+                if !held.is_full() {
+                    held.push(lease)
+                }
+            });
+        }
+        self.area.set_restored(true);
+        true
+    }
+
+    /// Until the next expiry, at most a second.
+    fn sleep(&self) -> Duration {
+        if self.retry_expiry {
+            return RETRY;
+        }
+        let now = clock::now();
+        let next = self.area.read(|leases| leases.iter().map(|l| l.expires_at).min());
+        match next {
+            Some(at) if at <= now => Duration::ZERO,
+            Some(at) => Duration::from_micros((at - now) as u64).min(LONGEST_SLEEP),
+            None => LONGEST_SLEEP,
+        }
+    }
+
+    fn answer(&mut self, ask: Ask) -> Answer {
+        let answered = PgTryBuilder::new(AssertUnwindSafe(|| match ask {
+            Ask::Grant { database, owner, request, role, ttl } => {
+                self.grant(database, owner, request, role, ttl)
+            }
+            Ask::Renew { database, token, ttl } => self.renew(database, token, ttl),
+            Ask::Release { database, token } => self.release(database, token),
+        }))
+        .catch_others(|error| {
+            let message = match &error {
+                pgrx::pg_sys::panic::CaughtError::PostgresError(report)
+                | pgrx::pg_sys::panic::CaughtError::ErrorReport(report) => report.message().to_string(),
+                pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+            };
+            Answer::Failed(Failure::Internal(ShortText::new(&message)))
+        })
+        .execute();
+        answered
+    }
+
+    fn grant(
+        &mut self,
+        database: u32,
+        owner: Owner,
+        request: FixedRequest,
+        role: u32,
+        ttl: Duration,
+    ) -> Answer {
+        let now = clock::now();
+        let wanted = request.request();
+        match self.area.read(|leases| lease::decide(database, &owner, &wanted, leases)) {
+            Decision::Reentrant(token) => {
+                let expires_at = self.area.read(|leases| {
+                    leases.iter().find(|l| l.token == token).map(|l| l.expires_at.max(now + micros(ttl)))
+                });
+                let Some(expires_at) = expires_at else { return Answer::Refused };
+                if let Err(e) = self.journal.append(&Record::Renew { token, renewed_at: now, expires_at }) {
+                    return journal_failed(e);
+                }
+                self.area.write(|held| {
+                    if let Some(lease) = held.get_mut(token) {
+                        lease.renewed_at = now;
+                        lease.expires_at = expires_at;
+                    }
+                });
+                Answer::Granted { token }
+            }
+            Decision::Conflicts(_) => Answer::Refused,
+            Decision::Free => {
+                let (full, capacity) = self.area.write(|held| (held.is_full(), held.capacity()));
+                if full {
+                    return Answer::Failed(Failure::TooManyLeases(capacity));
+                }
+                let lease = Lease {
+                    database,
+                    token: self.next_token,
+                    owner,
+                    request,
+                    role,
+                    ttl,
+                    acquired_at: now,
+                    renewed_at: now,
+                    expires_at: now + micros(ttl),
+                };
+                // A full lock table raises "out of shared memory" part-way through the plan.
+                let taken = PgTryBuilder::new(AssertUnwindSafe(|| Ok(take_locks(&lease))))
+                    .catch_others(|_| {
+                        release_locks_held(&lease);
+                        Err(())
+                    })
+                    .execute();
+                match taken {
+                    Ok(true) => {}
+                    Ok(false) => return Answer::Refused,
+                    Err(()) => return Answer::Failed(Failure::LockTableFull),
+                }
+                if let Err(e) = self.journal.append(&Record::Grant(Granted::from(&lease))) {
+                    release_locks(&lease);
+                    return journal_failed(e);
+                }
+                self.next_token += 1;
+                self.area.write(|held| held.push(lease));
+                Answer::Granted { token: lease.token }
+            }
+        }
+    }
+
+    fn renew(&mut self, database: u32, token: i64, ttl: Option<Duration>) -> Answer {
+        let now = clock::now();
+        let Some(lease) = self.find(database, token) else { return Answer::Renewed(None) };
+        let expires_at = now + micros(ttl.unwrap_or(lease.ttl));
+        if let Err(e) = self.journal.append(&Record::Renew { token, renewed_at: now, expires_at }) {
+            return journal_failed(e);
+        }
+        self.area.write(|held| {
+            if let Some(lease) = held.get_mut(token) {
+                lease.renewed_at = now;
+                lease.expires_at = expires_at;
+            }
+        });
+        Answer::Renewed(Some(expires_at))
+    }
+
+    /// The asker holds the lease's fence in exclusive mode.
+    fn release(&mut self, database: u32, token: i64) -> Answer {
+        let Some(lease) = self.find(database, token) else { return Answer::Released(false) };
+        match self.forget(&lease) {
+            Ok(()) => Answer::Released(true),
+            Err(e) => journal_failed(e),
+        }
+    }
+
+    /// Journal the release, then give back the locks: a release not on disk is not made.
+    fn forget(&mut self, lease: &Lease) -> std::io::Result<()> {
+        self.journal.append(&Record::Release { token: lease.token })?;
+        release_locks(lease);
+        self.area.write(|held| held.remove(lease.token));
+        Ok(())
+    }
+
+    fn find(&self, database: u32, token: i64) -> Option<Lease> {
+        self.area.read(|leases| leases.iter().find(|l| l.database == database && l.token == token).copied())
+    }
+
+    /// Release every lease whose ttl has run out, unless a transaction that validated it is
+    /// still open (it holds the fence): that one is looked at again soon.
+    fn expire(&mut self) {
+        let now = clock::now();
+        let due: Vec<Lease> =
+            self.area.read(|leases| leases.iter().filter(|l| l.expires_at <= now).copied().collect());
+        self.retry_expiry = false;
+        for lease in due {
+            if !lockmgr::try_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session) {
+                self.retry_expiry = true;
+                continue;
+            }
+            if let Err(e) = self.forget(&lease) {
+                keeper_process::log(
+                    &format!("lockhier cannot journal the expiry of lease {}: {e}", lease.token),
+                    true,
+                );
+                self.retry_expiry = true;
+            }
+            lockmgr::release_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session);
+        }
+    }
+
+    fn compact_if_large(&mut self) {
+        let (leases, count): (Vec<Lease>, usize) = self.area.read(|held| (held.to_vec(), held.len()));
+        if self.journal.records() < COMPACT_AFTER || self.journal.records() < 4 * (count + 1) {
+            return;
+        }
+        if let Err(e) = self.journal.compact(&leases, self.next_token) {
+            keeper_process::log(&format!("lockhier cannot compact its lease journal: {e}"), true);
+        }
+    }
+}
+
+fn micros(d: Duration) -> Timestamp {
+    d.as_micros() as Timestamp
+}
+
+fn journal_failed(e: std::io::Error) -> Answer {
+    Answer::Failed(Failure::Journal(ShortText::new(&e.to_string())))
+}
+
+/// Every lock of the lease's plan, without waiting, as the keeper's session locks; all or none.
+fn take_locks(lease: &Lease) -> bool {
+    let request = lease.request.request();
+    let plan = Plan::of(&request);
+    let steps = plan.steps();
+    for (taken, step) in steps.iter().enumerate() {
+        if !lockmgr::try_lock_in(lease.database, step.key, step.mode) {
+            for step in steps[..taken].iter().rev() {
+                lockmgr::unlock_in(lease.database, step.key, step.mode);
+            }
+            return false;
+        }
+    }
+    true
+}
+
+fn release_locks(lease: &Lease) {
+    let request = lease.request.request();
+    for step in Plan::of(&request).steps().iter().rev() {
+        lockmgr::unlock_in(lease.database, step.key, step.mode);
+    }
+}
+
+/// After a failure part-way through `take_locks`: give back whichever of its locks are held.
+fn release_locks_held(lease: &Lease) {
+    let request = lease.request.request();
+    for step in Plan::of(&request).steps().iter().rev() {
+        if lockmgr::holds_in(lease.database, step.key, step.mode) {
+            lockmgr::unlock_in(lease.database, step.key, step.mode);
+        }
+    }
+}

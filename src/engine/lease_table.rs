@@ -1,0 +1,21 @@
+//! The leases of this database as the keeper holds them in shared memory: read by a backend
+//! to find one, list them, or name one in a conflict.
+
+use crate::pg::{lockmgr, shmem};
+use lockhier_core::lease::Lease;
+
+/// The lease `token` of this database, if the keeper holds it.
+pub fn find(area: &shmem::Area, token: i64) -> Option<Lease> {
+    let database = lockmgr::my_database();
+    area.read(|leases| leases.iter().find(|l| l.database == database && l.token == token).copied())
+}
+
+/// The leases of this database, by token (none without `shared_preload_libraries`).
+pub fn list() -> Vec<Lease> {
+    let Some(area) = shmem::area() else { return Vec::new() };
+    let database = lockmgr::my_database();
+    let mut leases: Vec<Lease> =
+        area.read(|leases| leases.iter().filter(|l| l.database == database).copied().collect());
+    leases.sort_by_key(|l| l.token);
+    leases
+}

@@ -1,0 +1,66 @@
+//! The lease keeper's process: a background worker started with the server when lockhier is
+//! in shared_preload_libraries, connected to no database, restarted a second after it exits.
+//! What it does is the engine's (`engine::keeper`), registered here as a plain function.
+
+use super::shmem;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static MAIN: OnceLock<fn()> = OnceLock::new();
+
+/// Called from `_PG_init` while shared libraries are preloaded.
+pub fn register(main: fn()) {
+    if MAIN.set(main).is_err() {
+        return;
+    }
+    BackgroundWorkerBuilder::new("lockhier lease keeper")
+        .set_type("lockhier lease keeper")
+        .set_library("lockhier")
+        .set_function("lockhier_lease_keeper_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(1)))
+        .load();
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // No database: the lock manager takes any database's id in a lock tag, and the keeper reads
+    // no catalog. This still sets up what taking locks needs (the process's PGPROC).
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    // SAFETY: registered after the connection's own exit callback, so it runs before it: the
+    // leases are marked not held before the keeper's locks are released.
+    unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0)) };
+    if let Some(main) = MAIN.get() {
+        main();
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_exit(_code: i32, _arg: pg_sys::Datum) {
+    if let Some(area) = shmem::area() {
+        area.retire_keeper();
+    }
+}
+
+/// Sleep until a backend sets the keeper's latch or `timeout` passes; false once the server
+/// asks the keeper to stop.
+pub fn wait(timeout: Duration) -> bool {
+    BackgroundWorker::wait_latch(Some(timeout))
+}
+
+/// Write a line to the server log (LOG level, or WARNING).
+pub fn log(message: &str, warning: bool) {
+    let level = if warning { PgLogLevel::WARNING } else { PgLogLevel::LOG };
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message.to_string(),
+        "lockhier lease keeper",
+    )
+    .report(level);
+}

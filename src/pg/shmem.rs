@@ -1,0 +1,425 @@
+//! The shared memory of leases: the leases the keeper holds (read by every backend, written by
+//! the keeper alone, under one LWLock), where the keeper is, and a few slots through which
+//! backends ask it things and it answers.
+//!
+//! It exists only when lockhier is in `shared_preload_libraries`: `area()` is `None` otherwise.
+
+use lockhier_core::lease::{Answer, Ask, Lease};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::UnsafeCell;
+use std::ffi::CStr;
+use std::mem::{size_of, MaybeUninit};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How many backends can have a question for the keeper at once; more wait for a free slot.
+const ASK_SLOTS: usize = 32;
+const TRANCHE: &CStr = c"lockhier";
+const AREA_NAME: &CStr = c"lockhier leases";
+
+const FREE: u32 = 0;
+const CLAIMED: u32 = 1;
+const ASKED: u32 = 2;
+const TAKEN: u32 = 3;
+const ANSWERED: u32 = 4;
+
+struct AskSlot {
+    state: AtomicU32,
+    asker_latch: AtomicPtr<pg_sys::Latch>,
+    ask: UnsafeCell<MaybeUninit<Ask>>,
+    answer: UnsafeCell<MaybeUninit<Answer>>,
+}
+
+/// The area's fixed part; `capacity` leases follow it.
+pub struct Area {
+    lock: AtomicPtr<pg_sys::LWLock>,
+    restored: AtomicBool,
+    /// A backend gave up waiting for the leases to be restored: later ones need not wait.
+    restore_given_up: AtomicBool,
+    keeper_pid: AtomicI32,
+    keeper_latch: AtomicPtr<pg_sys::Latch>,
+    capacity: usize,
+    /// Leases held, the first `count` of the array (under `lock`).
+    count: AtomicUsize,
+    asks: [AskSlot; ASK_SLOTS],
+}
+
+static AREA: AtomicPtr<Area> = AtomicPtr::new(std::ptr::null_mut());
+static CAPACITY: AtomicUsize = AtomicUsize::new(0);
+static PEEK: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
+
+fn size(capacity: usize) -> usize {
+    size_of::<Area>() + capacity * size_of::<Lease>()
+}
+
+/// Whether `_PG_init` runs as shared_preload_libraries are loaded (in the postmaster).
+pub fn preloading() -> bool {
+    // SAFETY: a flag the postmaster sets while it loads shared_preload_libraries.
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
+}
+
+/// Called from `_PG_init` while shared libraries are preloaded: asks for the area and one
+/// LWLock. `leases_to_restore` is called once in the postmaster when the area is made: false
+/// means no lease survives from before, so nothing needs restoring.
+pub fn request(capacity: usize, leases_to_restore: fn() -> bool) {
+    CAPACITY.store(capacity, Ordering::Relaxed);
+    let _ = PEEK.set(leases_to_restore);
+    // SAFETY: _PG_init runs single-threaded while shared_preload_libraries is processed; the
+    // previous hooks are kept and chained.
+    let previous_request = unsafe { pg_sys::shmem_request_hook };
+    // SAFETY: as above.
+    unsafe { PREVIOUS_REQUEST_HOOK = previous_request };
+    // SAFETY: as above.
+    unsafe { pg_sys::shmem_request_hook = Some(on_shmem_request) };
+    // SAFETY: as above.
+    let previous_startup = unsafe { pg_sys::shmem_startup_hook };
+    // SAFETY: as above.
+    unsafe { PREVIOUS_STARTUP_HOOK = previous_startup };
+    // SAFETY: as above.
+    unsafe { pg_sys::shmem_startup_hook = Some(on_shmem_startup) };
+}
+
+static mut PREVIOUS_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
+static mut PREVIOUS_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
+
+/// Call a hook that was installed before ours, as PostgreSQL would have.
+fn call_hook(hook: unsafe extern "C-unwind" fn()) {
+    // SAFETY: the guard turns an ERROR the hook raises into a panic; this is the main thread.
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| call_guarded(hook)) }
+}
+
+fn call_guarded(hook: unsafe extern "C-unwind" fn()) {
+    // SAFETY: a hook PostgreSQL or another library installed, called as PostgreSQL would.
+    unsafe { hook() }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_shmem_request() {
+    // SAFETY: the hook chain is only read here, after _PG_init set it.
+    if let Some(previous) = unsafe { PREVIOUS_REQUEST_HOOK } {
+        call_hook(previous);
+    }
+    // SAFETY: shmem_request_hook is where add-ins ask for shared memory and LWLocks.
+    unsafe { pg_sys::RequestAddinShmemSpace(size(CAPACITY.load(Ordering::Relaxed))) };
+    // SAFETY: as above.
+    unsafe { pg_sys::RequestNamedLWLockTranche(TRANCHE.as_ptr(), 1) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_shmem_startup() {
+    // SAFETY: as for the request hook.
+    if let Some(previous) = unsafe { PREVIOUS_STARTUP_HOOK } {
+        call_hook(previous);
+    }
+    let capacity = CAPACITY.load(Ordering::Relaxed);
+    let mut found = false;
+    let init_lock = addin_shmem_init_lock();
+    // SAFETY: AddinShmemInitLock serialises the creation of add-in areas between processes
+    // (it matters under EXEC_BACKEND); ShmemInitStruct returns the area, made or found.
+    unsafe { pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE) };
+    // SAFETY: as above; the size is the one requested.
+    let area =
+        unsafe { pg_sys::ShmemInitStruct(AREA_NAME.as_ptr(), size(capacity), &mut found) }.cast::<Area>();
+    if !found {
+        let restored = !PEEK.get().is_some_and(|peek| peek());
+        // SAFETY: the area is fresh (not found), of the requested size, and seen by no other
+        // process yet; writing the fixed part initialises it. The leases after it are never
+        // read beyond `count`.
+        unsafe {
+            area.write(Area {
+                lock: AtomicPtr::new(std::ptr::null_mut()),
+                restored: AtomicBool::new(restored),
+                restore_given_up: AtomicBool::new(false),
+                keeper_pid: AtomicI32::new(0),
+                keeper_latch: AtomicPtr::new(std::ptr::null_mut()),
+                capacity,
+                count: AtomicUsize::new(0),
+                asks: std::array::from_fn(|_| AskSlot {
+                    state: AtomicU32::new(FREE),
+                    asker_latch: AtomicPtr::new(std::ptr::null_mut()),
+                    ask: UnsafeCell::new(MaybeUninit::uninit()),
+                    answer: UnsafeCell::new(MaybeUninit::uninit()),
+                }),
+            })
+        };
+    }
+    // SAFETY: the tranche asked for in the request hook, with one LWLock.
+    let tranche = unsafe { pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr()) };
+    // SAFETY: the tranche's one LWLock, in shared memory.
+    let lock = unsafe { &raw mut (*tranche).lock };
+    // SAFETY: `area` is initialised (above, or by the process that made it).
+    let initialised = unsafe { &*area };
+    initialised.lock.store(lock, Ordering::Release);
+    // SAFETY: releases the lock taken above.
+    unsafe { pg_sys::LWLockRelease(init_lock) };
+    AREA.store(area, Ordering::Release);
+}
+
+/// `AddinShmemInitLock`, a C macro for `&MainLWLockArray[21].lock` (the same in 13 to 18).
+fn addin_shmem_init_lock() -> *mut pg_sys::LWLock {
+    // SAFETY: MainLWLockArray is set up before any shmem startup hook runs.
+    let array = unsafe { pg_sys::MainLWLockArray };
+    // Entry 21 is AddinShmemInitLock in every supported version (lwlocknames.txt).
+    let entry = array.wrapping_add(21);
+    // SAFETY: `entry` is within the array of named LWLocks.
+    unsafe { &raw mut (*entry).lock }
+}
+
+/// The area, when lockhier was preloaded.
+pub fn area() -> Option<&'static Area> {
+    let area = AREA.load(Ordering::Acquire);
+    // SAFETY: set once, to shared memory that lives as long as the server (and is inherited
+    // by every backend forked after).
+    (!area.is_null()).then(|| unsafe { &*area })
+}
+
+/// Holds the area's LWLock, in shared or exclusive mode, until dropped.
+struct Locked<'a>(&'a Area);
+
+impl<'a> Locked<'a> {
+    fn new(area: &'a Area, exclusive: bool) -> Locked<'a> {
+        let mode = if exclusive { pg_sys::LWLockMode::LW_EXCLUSIVE } else { pg_sys::LWLockMode::LW_SHARED };
+        // SAFETY: the LWLock of the tranche asked for at startup.
+        unsafe { pg_sys::LWLockAcquire(area.lock.load(Ordering::Acquire), mode) };
+        Locked(area)
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: releases the lock `new` took.
+        unsafe { pg_sys::LWLockRelease(self.0.lock.load(Ordering::Acquire)) };
+    }
+}
+
+/// The leases, to change under the exclusive lock.
+pub struct Leases<'a> {
+    area: &'a Area,
+}
+
+impl Leases<'_> {
+    fn slots(&self) -> *mut Lease {
+        // SAFETY: the leases follow the fixed part, as `size` laid them out.
+        unsafe { (self.area as *const Area as *mut Area).add(1).cast::<Lease>() }
+    }
+
+    pub fn as_slice(&self) -> &[Lease] {
+        // SAFETY: the first `count` slots are initialised; the caller holds the lock.
+        unsafe { std::slice::from_raw_parts(self.slots(), self.area.count.load(Ordering::Relaxed)) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.area.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() == self.area.capacity
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.area.capacity
+    }
+
+    /// Adds a lease; the caller checked `is_full()`.
+    pub fn push(&mut self, lease: Lease) {
+        let count = self.len();
+        assert!(count < self.area.capacity, "pushed a lease into a full table");
+        let slot = self.slots().wrapping_add(count);
+        // SAFETY: slot `count` is within the area (below capacity); the caller holds the
+        // exclusive lock.
+        unsafe { slot.write(lease) };
+        self.area.count.store(count + 1, Ordering::Relaxed);
+    }
+
+    pub fn get_mut(&mut self, token: i64) -> Option<&mut Lease> {
+        let count = self.len();
+        // SAFETY: as for `as_slice`, and the caller holds the exclusive lock.
+        let leases = unsafe { std::slice::from_raw_parts_mut(self.slots(), count) };
+        leases.iter_mut().find(|l| l.token == token)
+    }
+
+    pub fn remove(&mut self, token: i64) -> Option<Lease> {
+        let count = self.len();
+        // SAFETY: as for `get_mut`.
+        let leases = unsafe { std::slice::from_raw_parts_mut(self.slots(), count) };
+        let index = leases.iter().position(|l| l.token == token)?;
+        let removed = leases[index];
+        leases[index] = leases[count - 1];
+        self.area.count.store(count - 1, Ordering::Relaxed);
+        Some(removed)
+    }
+
+    pub fn clear(&mut self) {
+        self.area.count.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Area {
+    /// Read the leases under the shared lock.
+    pub fn read<R>(&self, f: impl FnOnce(&[Lease]) -> R) -> R {
+        let _locked = Locked::new(self, false);
+        f(Leases { area: self }.as_slice())
+    }
+
+    /// Change the leases under the exclusive lock (the keeper only).
+    pub fn write<R>(&self, f: impl FnOnce(&mut Leases) -> R) -> R {
+        let _locked = Locked::new(self, true);
+        f(&mut Leases { area: self })
+    }
+
+    pub fn restored(&self) -> bool {
+        self.restored.load(Ordering::Acquire)
+    }
+
+    pub fn set_restored(&self, restored: bool) {
+        self.restored.store(restored, Ordering::Release);
+        if restored {
+            self.restore_given_up.store(false, Ordering::Release);
+        }
+    }
+
+    pub fn restore_given_up(&self) -> bool {
+        self.restore_given_up.load(Ordering::Acquire)
+    }
+
+    pub fn give_up_restore(&self) {
+        self.restore_given_up.store(true, Ordering::Release);
+    }
+
+    /// The keeper's process id, while it runs.
+    pub fn keeper_pid(&self) -> Option<i32> {
+        Some(self.keeper_pid.load(Ordering::Acquire)).filter(|&pid| pid != 0)
+    }
+
+    /// Called by the keeper when it starts: where backends find it.
+    pub fn announce_keeper(&self) {
+        // SAFETY: MyLatch is this process's latch, in shared memory, for its whole life.
+        self.keeper_latch.store(unsafe { pg_sys::MyLatch }, Ordering::Release);
+        // SAFETY: MyProcPid is set at process start.
+        self.keeper_pid.store(unsafe { pg_sys::MyProcPid }, Ordering::Release);
+    }
+
+    /// Called by the keeper on its way out, before its locks are released: the leases are no
+    /// longer held, and backends must wait for the next keeper to take them again.
+    pub fn retire_keeper(&self) {
+        self.restored.store(false, Ordering::Release);
+        self.keeper_pid.store(0, Ordering::Release);
+        self.keeper_latch.store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Ask the keeper and wait for its answer (a few lock operations and one flush away).
+    /// Interrupts are held off meanwhile, so that a cancel cannot separate a lease just granted
+    /// from the caller that asked for it; they are processed after the call returns. `None`:
+    /// no keeper is running, or it stopped before taking the question.
+    pub fn ask(&self, ask: Ask) -> Option<Answer> {
+        let _held_off = HeldOffInterrupts::new();
+        let slot = self.claim_slot()?;
+        // SAFETY: the slot is ours (CLAIMED) until it is ASKED; nobody else reads it.
+        unsafe { slot.ask.get().cast::<Ask>().write(ask) };
+        // SAFETY: MyLatch is this backend's latch.
+        slot.asker_latch.store(unsafe { pg_sys::MyLatch }, Ordering::Relaxed);
+        slot.state.store(ASKED, Ordering::Release);
+        let keeper = self.keeper_pid();
+        self.wake_keeper();
+        loop {
+            match slot.state.load(Ordering::Acquire) {
+                ANSWERED => {
+                    // SAFETY: the keeper wrote the answer before it set ANSWERED.
+                    let answer = unsafe { slot.answer.get().cast::<Answer>().read() };
+                    slot.state.store(FREE, Ordering::Release);
+                    return Some(answer);
+                }
+                // The keeper went away: if it never took the question, take it back.
+                ASKED
+                    if (self.keeper_pid() != keeper || keeper.is_none())
+                        && slot
+                            .state
+                            .compare_exchange(ASKED, FREE, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok() =>
+                {
+                    return None;
+                }
+                TAKEN if self.keeper_pid() != keeper => {
+                    slot.state.store(FREE, Ordering::Release);
+                    return None;
+                }
+                _ => {}
+            }
+            wait_on_my_latch(Duration::from_millis(100));
+        }
+    }
+
+    fn claim_slot(&self) -> Option<&AskSlot> {
+        loop {
+            self.keeper_pid()?;
+            let free = self.asks.iter().find(|slot| {
+                slot.state.compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            });
+            if free.is_some() {
+                return free;
+            }
+            wait_on_my_latch(Duration::from_millis(1));
+        }
+    }
+
+    fn wake_keeper(&self) {
+        let latch = self.keeper_latch.load(Ordering::Acquire);
+        if !latch.is_null() {
+            // SAFETY: the keeper's latch, in shared memory; setting a latch of a process that
+            // has gone is harmless (it belongs to its PGPROC slot).
+            unsafe { pg_sys::SetLatch(latch) };
+        }
+    }
+
+    /// The keeper answers every question asked, each with `answer`.
+    pub fn answer_all(&self, mut answer: impl FnMut(Ask) -> Answer) {
+        for slot in &self.asks {
+            if slot.state.compare_exchange(ASKED, TAKEN, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            // SAFETY: the asker wrote the question before it set ASKED.
+            let ask = unsafe { slot.ask.get().cast::<Ask>().read() };
+            let reply = answer(ask);
+            // SAFETY: the slot is TAKEN: only the keeper touches it until ANSWERED.
+            unsafe { slot.answer.get().cast::<Answer>().write(reply) };
+            slot.state.store(ANSWERED, Ordering::Release);
+            let latch = slot.asker_latch.load(Ordering::Relaxed);
+            // SAFETY: the asker's latch, in shared memory.
+            unsafe { pg_sys::SetLatch(latch) };
+        }
+    }
+}
+
+/// Sleep on this process's latch until it is set or `timeout` passes (no interrupt handling).
+pub fn wait_on_my_latch(timeout: Duration) {
+    let events = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32;
+    // SAFETY: MyLatch is this process's latch, set at process start.
+    let latch = unsafe { pg_sys::MyLatch };
+    // SAFETY: waits on this process's own latch, then resets it.
+    unsafe { pg_sys::WaitLatch(latch, events, timeout.as_millis() as _, pg_sys::PG_WAIT_EXTENSION) };
+    // SAFETY: as above.
+    unsafe { pg_sys::ResetLatch(latch) };
+}
+
+/// HOLD_INTERRUPTS() until dropped (RESUME_INTERRUPTS()).
+struct HeldOffInterrupts;
+
+impl HeldOffInterrupts {
+    fn new() -> HeldOffInterrupts {
+        // SAFETY: this backend's interrupt hold-off counter, as HOLD_INTERRUPTS() does.
+        unsafe { pg_sys::InterruptHoldoffCount += 1 };
+        HeldOffInterrupts
+    }
+}
+
+impl Drop for HeldOffInterrupts {
+    fn drop(&mut self) {
+        // SAFETY: undoes `new`, as RESUME_INTERRUPTS() does.
+        unsafe { pg_sys::InterruptHoldoffCount -= 1 };
+    }
+}
+
+// SAFETY: the area lives in shared memory and is only reached through atomics, the LWLock
+// and the slot protocol above.
+unsafe impl Sync for Area {}
