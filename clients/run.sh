@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # lockhier from real clients: psycopg 3, Django, SQLAlchemy 2, node-postgres, ActiveRecord and
-# psql, each against a running PostgreSQL 15 with lockhier installed.
+# psql, each against a running PostgreSQL 15 with lockhier installed, and psycopg 3 and
+# SQLAlchemy 2 through PgBouncer in transaction pooling (pgbouncer/run.sh). The lease suites
+# need lockhier in shared_preload_libraries (scripts/cluster.sh puts it there).
 #
 #   PGHOST=... PGPORT=... PGUSER=postgres clients/run.sh
 #   clients/run.sh --install-only      only the dependencies (scripts/setup.sh runs this)
 #
 # Installs what is missing (pinned: python/requirements.txt into clients/.venv,
-# node/package-lock.json into node/node_modules, Debian's ruby-activerecord and ruby-pg),
+# node/package-lock.json into node/node_modules, Debian's ruby-activerecord, ruby-pg and pgbouncer),
 # creates its own databases (lockhier_clients_*, dropped and made anew each run), runs every
 # language's tests and ends with one line: RESULT <passed> <failed>. Exits 0 iff none failed.
 set -uo pipefail
@@ -63,15 +65,29 @@ install_ruby() {
     { cat "$OUT/apt.log" >&2; return 1; }
 }
 
+install_pgbouncer() {
+  if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then
+    return 0
+  fi
+  say "installing pgbouncer (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -qq pgbouncer >"$OUT/apt.log" 2>&1 ||
+    { as_root apt-get update -qq >>"$OUT/apt.log" 2>&1 &&
+      as_root apt-get install -y -qq pgbouncer >>"$OUT/apt.log" 2>&1; } ||
+    { cat "$OUT/apt.log" >&2; return 1; }
+}
+
 install_python || die "could not install the Python packages"
 install_node || die "could not install the node packages"
 install_ruby || die "could not install ruby-activerecord"
+install_pgbouncer || die "could not install pgbouncer"
 [ "$INSTALL_ONLY" = 1 ] && exit 0
 command -v psql >/dev/null || die "psql not found"
 
 # ---------------------------------------------------------------- databases
-# One database per suite, so that one suite's leftovers (advisory locks are per database)
-# cannot touch another's. The Django migration databases get their schema from `migrate`.
+# One database per suite, so that one suite's leftovers (advisory locks and leases are per
+# database) cannot touch another's; the lease suites have theirs, as a lease outlives the test
+# that took it. The Django migration databases get their schema from `migrate`.
 psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL' || die "cannot create the test databases"
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname)
   FROM pg_database WHERE datname LIKE 'lockhier\_clients\_%' \gexec
@@ -80,8 +96,12 @@ CREATE DATABASE lockhier_clients_node;
 CREATE DATABASE lockhier_clients_ruby;
 CREATE DATABASE lockhier_clients_django_migrate;
 CREATE DATABASE lockhier_clients_sql_migrate;
+CREATE DATABASE lockhier_clients_py_leases;
+CREATE DATABASE lockhier_clients_node_leases;
+CREATE DATABASE lockhier_clients_pgbouncer;
 SQL
-for db in lockhier_clients_py lockhier_clients_node lockhier_clients_ruby lockhier_clients_sql_migrate; do
+for db in lockhier_clients_py lockhier_clients_node lockhier_clients_ruby lockhier_clients_sql_migrate \
+          lockhier_clients_py_leases lockhier_clients_node_leases lockhier_clients_pgbouncer; do
   psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$HERE/schema.sql" >/dev/null || die "schema of $db failed"
 done
 psql -X -q -v ON_ERROR_STOP=1 -d lockhier_clients_django_migrate \
@@ -131,6 +151,7 @@ pytest_suite "Python psycopg 3" test_psycopg.py
 pytest_suite "Python SQLAlchemy 2" test_sqlalchemy.py
 pytest_suite "Python Django" test_django.py
 pytest_suite "Migrations: Django, psql" test_migrations.py
+pytest_suite "Python psycopg 3: leases" test_leases_psycopg.py
 
 say "Node: node-postgres (node --test)"
 (cd "$HERE/node" && node --test --test-concurrency=1 \
@@ -146,6 +167,12 @@ rc=${PIPESTATUS[0]}
 read -r p f < <(sed -n 's/^\([0-9]*\) runs, [0-9]* assertions, \([0-9]*\) failures, \([0-9]*\) errors, \([0-9]*\) skips$/\1 \2 \3 \4/p' "$OUT/ruby.log" |
   awk '{ print $1 - $2 - $3 - $4, $2 + $3 + $4 } END { if (!NR) print 0, 1 }')
 count "Ruby ActiveRecord" "$p" "$f" "$rc"
+
+say "PgBouncer in transaction pooling: psycopg 3, SQLAlchemy 2 (pytest pgbouncer/)"
+bash "$HERE/pgbouncer/run.sh" --junitxml="$OUT/pgbouncer.xml" -o junit_family=xunit1
+rc=$?
+read -r p f < <(junit_counts "$OUT/pgbouncer.xml")
+count "PgBouncer (transaction)" "$p" "$f" "$rc"
 
 say "Summary"
 printf '%s\n' "${SUMMARY[@]}"
