@@ -2,7 +2,8 @@
 """Every code block of README.md and docs/*.md is one the tests run.
 
 Each fenced block must follow a `<!-- tested: PATH -->` line, and its lines must appear, in
-order and together, in PATH: a test, an expected output or the script that runs it. Prints
+order and together, in PATH: a test, an expected output or the script that runs it. Indented
+code blocks (four spaces after a blank line) are refused: they would escape the check. Prints
 one `ok`/`not ok` line per block (TAP style) and exits non-zero if any block is not found.
 """
 import pathlib
@@ -31,6 +32,18 @@ def blocks(text):
         i += 1
 
 
+def indented_blocks(text):
+    """Yield the line number of each indented code block outside fences."""
+    fenced = False
+    previous = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and previous.strip() == "" and (line.startswith("    ") or line.startswith("\t")):
+            yield number
+        previous = line
+
+
 def contains(haystack, needle):
     # Indentation and trailing blanks may differ (a command inside a shell function).
     hay = [l.strip() for l in haystack]
@@ -56,6 +69,10 @@ def main():
             failures += not ok
             status = "ok" if ok else "not ok"
             print(f"{status} {number} - {name} block at line {line}" + ("" if ok else f": {why}"))
+        for line in indented_blocks(document.read_text()):
+            number += 1
+            failures += 1
+            print(f"not ok {number} - {name} line {line}: an indented code block; fence it and mark it tested")
     return 1 if failures else 0
 
 

@@ -52,7 +52,10 @@ CONF
       # Leases need lockhier's shared memory and its lease keeper (docs/leases.md);
       # LOCKHIER_PRELOAD=0 makes a cluster without them.
       if [ "${LOCKHIER_PRELOAD:-1}" = 1 ]; then
-        echo "shared_preload_libraries = 'lockhier'" >>"$DATA/postgresql.conf"
+        cat >>"$DATA/postgresql.conf" <<'CONF'
+shared_preload_libraries = 'lockhier'
+lockhier.max_leases = 1024
+CONF
       fi
       cat >>"$DATA/postgresql.conf" <<CONF
 

@@ -2,8 +2,8 @@
 # The whole test suite, on every PostgreSQL major lockhier supports: style, lints and layers;
 # lockhier-core's tests; then for each version the Rust unit tests and #[pg_test]s, the
 # release package installed into a private cluster, pg_regress, the isolation specs, the
-# upgrade from 0.1.0 and a dump and restore (and on 15 and 18 the client and reliability
-# suites); then the README's code blocks, the demo, and the PostgreSQL 15 Debian package.
+# upgrade from 0.1.0 and a dump and restore, leases on a standby and after a failover (and on
+# 15 and 18 the client and reliability suites); then the README's code blocks, the demo, and the PostgreSQL 15 Debian package.
 # Installs what it needs first. Ends with one summary line:
 #   N passed, N failed
 #
@@ -115,6 +115,7 @@ for v in $VERSIONS; do
   count_lines "$OUT/isolation-$v.log"
 
   run_suite "PostgreSQL $v: upgrade from 0.1.0, dump and restore" bash pg_test/upgrade/run.sh
+  run_suite "PostgreSQL $v: leases on a standby and after its promotion" bash pg_test/standby/run.sh
 
   if [[ " $FULL_SUITES " == *" $v "* ]]; then
     run_suite "PostgreSQL $v: real clients: psycopg, SQLAlchemy, Django, psql, node-postgres, ActiveRecord" clients/run.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The PostgreSQL 15 Debian package, as a user installs it: dpkg -i into the system PostgreSQL
-# 15, CREATE EXTENSION in a private cluster of it, one conflict from the demo, dpkg -r.
+# 15, CREATE EXTENSION in a private cluster of it with postgresql.conf untouched (lockhier not
+# in shared_preload_libraries), one conflict from the demo, a lease refused with what to set,
+# dpkg -r.
 # Afterwards the release build is copied back in place, so the machine is left as it was.
 # Prints one ok/not ok line per check and ends with RESULT <passed> <failed>.
 set -uo pipefail
@@ -27,7 +29,7 @@ check "it installs where Debian's PostgreSQL 15 looks" \
            && dpkg -L postgresql-15-lockhier | grep -qx /usr/share/postgresql/15/extension/lockhier.control \
            && dpkg -L postgresql-15-lockhier | grep -qx /usr/share/postgresql/15/extension/lockhier--$version.sql"
 
-export LOCKHIER_PG=15 LOCKHIER_HOME=/var/tmp/lockhier-package LOCKHIER_PORT=5479
+export LOCKHIER_PG=15 LOCKHIER_HOME=/var/tmp/lockhier-package LOCKHIER_PORT=5479 LOCKHIER_PRELOAD=0
 scripts/cluster.sh stop 2>/dev/null
 rm -rf "$LOCKHIER_HOME"
 scripts/cluster.sh start
@@ -43,14 +45,20 @@ SELECT * FROM dblink('snapshot', $$SELECT lockhier.lock_application(7, mode => '
 BEGIN;
 SELECT lockhier.lock_field(7, 12, 99, 'field__update');
 ROLLBACK;
+\set VERBOSITY verbose
+SELECT lockhier.lease_application(8, 'backup');
 SQL
 )
 scripts/cluster.sh stop
-echo "$out" | tail -n 8
+echo "$out" | tail -n 14
 check "CREATE EXTENSION lockhier from the package gives version $version" grep -qx " $version" <<<"$out"
 check "a snapshot of application 7 refuses a field update, naming it" \
   bash -c 'grep -q "ERROR:  operation in progress: cannot lock field 99 (table 12, application 7) for \"field__update\"" <<<"$0" &&
            grep -q "application_name \"snapshot of app 7\"" <<<"$0"' "$out"
+
+check "without shared_preload_libraries, a lease is refused with 55000 and what to set" \
+  bash -c 'grep -q "ERROR:  55000: " <<<"$0" &&
+           grep -q "HINT:  Add lockhier to shared_preload_libraries in postgresql.conf and restart the server; every other lockhier function works without it." <<<"$0"' "$out"
 
 dpkg -r postgresql-15-lockhier >/tmp/lockhier-dpkg.log 2>&1
 check "dpkg -r removes it" bash -c '! test -e /usr/lib/postgresql/15/lib/lockhier.so && ! dpkg -s postgresql-15-lockhier >/dev/null 2>&1'

@@ -194,6 +194,11 @@ pub enum Ask {
         database: u32,
         token: i64,
     },
+    /// The database was dropped: its leases guard nothing any more, and nobody could reach
+    /// them to release them. Answered with `Released`.
+    ForgetDatabase {
+        database: u32,
+    },
 }
 
 /// What the keeper answers.

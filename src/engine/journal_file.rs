@@ -3,7 +3,7 @@
 //! the keeper answers, so a lease granted is a lease kept. Compaction writes a fresh file,
 //! flushes it and renames it over the old one, then flushes the directory.
 
-use lockhier_core::lease::journal::{self, Record, Replayed};
+use lockhier_core::lease::journal::{self, Origin, Record, Replayed};
 use lockhier_core::lease::{Lease, Timestamp};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -53,10 +53,11 @@ impl JournalFile {
     /// Replace the journal with one holding only `leases` and the token counter.
     pub fn compact<'a>(
         &mut self,
+        origin: Origin,
         leases: impl IntoIterator<Item = &'a Lease>,
         next_token: i64,
     ) -> io::Result<()> {
-        let text = journal::snapshot(leases, next_token);
+        let text = journal::snapshot(origin, leases, next_token);
         let mut fresh = File::create(FRESH)?;
         fresh.write_all(text.as_bytes())?;
         fresh.sync_all()?;

@@ -6,7 +6,7 @@ use super::journal_file::JournalFile;
 use crate::pg::keeper_process;
 use crate::pg::lockmgr::{self, Fence, Hold};
 use crate::pg::{clock, shmem};
-use lockhier_core::lease::journal::{Granted, Record};
+use lockhier_core::lease::journal::{Granted, Origin, Record};
 use lockhier_core::lease::{
     self, Answer, Ask, Decision, Failure, FixedRequest, Lease, Owner, ShortText, Timestamp,
 };
@@ -25,6 +25,8 @@ const COMPACT_AFTER: usize = 1000;
 struct Keeper {
     area: &'static shmem::Area,
     journal: JournalFile,
+    /// The server history the journal's leases belong to.
+    origin: Origin,
     next_token: i64,
     /// An expired lease is still fenced by a validating transaction: look again soon.
     retry_expiry: bool,
@@ -33,7 +35,7 @@ struct Keeper {
 /// The keeper process's life; registered with `pg::keeper_process`.
 pub fn run() {
     let Some(area) = shmem::area() else { return };
-    let (journal, replayed) = match JournalFile::open() {
+    let (mut journal, replayed) = match JournalFile::open() {
         Ok(opened) => opened,
         Err(e) => {
             keeper_process::log(&format!("lockhier cannot read its lease journal: {e}"), true);
@@ -43,9 +45,27 @@ pub fn run() {
     for problem in &replayed.problems {
         keeper_process::log(&format!("lockhier lease journal: damaged record skipped ({problem})"), true);
     }
-    let mut keeper = Keeper { area, journal, next_token: replayed.next_token, retry_expiry: false };
+    let here = keeper_process::origin();
+    let leases = replayed.leases_for(here);
+    if replayed.origin != Some(here) {
+        if !replayed.leases.is_empty() {
+            keeper_process::log(
+                &format!(
+                    "lockhier: {} leases of the journal were granted in another server history (a promoted standby or a restored backup) and are not held here",
+                    replayed.leases.len()
+                ),
+                false,
+            );
+        }
+        if let Err(e) = journal.append(&Record::Origin(here)) {
+            keeper_process::log(&format!("lockhier cannot write its lease journal: {e}"), true);
+            return;
+        }
+    }
+    let mut keeper =
+        Keeper { area, journal, origin: here, next_token: replayed.next_token, retry_expiry: false };
     area.announce_keeper();
-    if !keeper.restore(replayed.leases.into_values().collect()) {
+    if !keeper.restore(leases) {
         return;
     }
     while keeper_process::wait(keeper.sleep()) {
@@ -115,6 +135,7 @@ impl Keeper {
             }
             Ask::Renew { database, token, ttl } => self.renew(database, token, ttl),
             Ask::Release { database, token } => self.release(database, token),
+            Ask::ForgetDatabase { database } => self.forget_database(database),
         }))
         .catch_others(|error| {
             let message = match &error {
@@ -220,6 +241,17 @@ impl Keeper {
         }
     }
 
+    fn forget_database(&mut self, database: u32) -> Answer {
+        let dropped: Vec<Lease> =
+            self.area.read(|leases| leases.iter().filter(|l| l.database == database).copied().collect());
+        for lease in &dropped {
+            if let Err(e) = self.forget(lease) {
+                return journal_failed(e);
+            }
+        }
+        Answer::Released(!dropped.is_empty())
+    }
+
     /// Journal the release, then give back the locks: a release not on disk is not made.
     fn forget(&mut self, lease: &Lease) -> std::io::Result<()> {
         self.journal.append(&Record::Release { token: lease.token })?;
@@ -260,7 +292,7 @@ impl Keeper {
         if self.journal.records() < COMPACT_AFTER || self.journal.records() < 4 * (count + 1) {
             return;
         }
-        if let Err(e) = self.journal.compact(&leases, self.next_token) {
+        if let Err(e) = self.journal.compact(self.origin, &leases, self.next_token) {
             keeper_process::log(&format!("lockhier cannot compact its lease journal: {e}"), true);
         }
     }

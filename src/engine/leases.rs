@@ -7,7 +7,7 @@ use super::acquire::{self, Refused};
 use super::holders;
 use super::lease_table::find;
 use crate::pg::lockmgr::{self, Fence, Hold};
-use crate::pg::{clock, keeper_process, roles, shmem, subxact, xact};
+use crate::pg::{clock, dropped_databases, keeper_process, roles, shmem, subxact, xact};
 use lockhier_core::error::{Conflict, LockhierError};
 use lockhier_core::lease::{Answer, Ask, Failure, FixedRequest, Lease, Owner};
 use lockhier_core::plan::Plan;
@@ -22,6 +22,17 @@ pub fn install(capacity: usize) {
     }
     shmem::request(capacity, || super::journal_file::holds_live_leases(clock::now()));
     keeper_process::register(super::keeper::run);
+    dropped_databases::register(forget_database);
+}
+
+/// A dropped database's leases guard nothing and can no longer be reached to be released:
+/// the keeper lets them go at once rather than at their expiry. Runs after the drop committed,
+/// where nothing may be raised. (Dropped while the keeper restarts, in the second after it
+/// exited, they are held again from the journal until their expiry: documented.)
+fn forget_database(database: u32) {
+    if let Some(area) = shmem::area() {
+        let _ = area.ask(Ask::ForgetDatabase { database });
+    }
 }
 
 /// The name of a role, for the `leases` view (`None` if it was dropped).

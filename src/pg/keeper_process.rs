@@ -64,3 +64,13 @@ pub fn log(message: &str, warning: bool) {
     )
     .report(level);
 }
+
+/// This server's history: its system identifier and the timeline it writes WAL on. The keeper
+/// runs once recovery has finished, when the timeline is settled.
+pub fn origin() -> lockhier_core::lease::journal::Origin {
+    // SAFETY: reads the control file's system identifier, fixed for the cluster's life.
+    let system = unsafe { pg_sys::GetSystemIdentifier() };
+    // SAFETY: reads the WAL insertion timeline from shared memory; settled once recovery ended.
+    let timeline = unsafe { pg_sys::GetWALInsertionTimeLine() };
+    lockhier_core::lease::journal::Origin { system, timeline }
+}

@@ -78,17 +78,38 @@ impl Fence {
     }
 }
 
+/// A fence held for a transaction belongs to the top transaction, not to the savepoint the
+/// validation ran in: `lease_valid` promises the lease until the transaction ends, and a
+/// `ROLLBACK TO` must not end that promise while the transaction goes on writing.
+fn fence_owner() -> pg_sys::ResourceOwner {
+    // SAFETY: the top transaction's resource owner, live while a transaction is (and fences
+    // for a transaction are only taken inside one).
+    unsafe { pg_sys::TopTransactionResourceOwner }
+}
+
 pub fn try_fence(database: u32, token: i64, fence: Fence, hold: Hold) -> bool {
-    try_tag(&advisory_tag_in(database, token, FENCE), fence.mode(), hold)
+    let tag = advisory_tag_in(database, token, FENCE);
+    match hold {
+        Hold::Session => try_tag(&tag, fence.mode(), hold),
+        Hold::Transaction => {
+            subxact::with_resource_owner(fence_owner(), || try_tag(&tag, fence.mode(), hold))
+        }
+    }
 }
 
 /// Wait for the fence in the lock manager's queue, as `lock_waiting` does for a key.
 pub fn fence_waiting(database: u32, token: i64, fence: Fence, hold: Hold) -> Result<(), CaughtError> {
-    wait_for_tag(advisory_tag_in(database, token, FENCE), fence.mode(), hold, None)
+    wait_for_tag(advisory_tag_in(database, token, FENCE), fence.mode(), hold, None, fence_owner())
 }
 
 pub fn release_fence(database: u32, token: i64, fence: Fence, hold: Hold) -> bool {
-    release_tag(&advisory_tag_in(database, token, FENCE), fence.mode(), hold)
+    let tag = advisory_tag_in(database, token, FENCE);
+    match hold {
+        Hold::Session => release_tag(&tag, fence.mode(), hold),
+        Hold::Transaction => {
+            subxact::with_resource_owner(fence_owner(), || release_tag(&tag, fence.mode(), hold))
+        }
+    }
 }
 
 fn try_tag(tag: &pg_sys::LOCKTAG, mode: pg_sys::LOCKMODE, hold: Hold) -> bool {
@@ -112,23 +133,24 @@ pub fn lock_waiting(
     hold: Hold,
     timeout: Option<Duration>,
 ) -> Result<(), CaughtError> {
-    wait_for_tag(advisory_tag(key), mode.number().into(), hold, timeout)
+    // SAFETY: reading the current resource owner, the one the caller's locks belong to.
+    let caller = unsafe { pg_sys::CurrentResourceOwner };
+    wait_for_tag(advisory_tag(key), mode.number().into(), hold, timeout, caller)
 }
 
 /// The wait runs inside an internal subtransaction, for a lock owned by that subtransaction.
 /// If the wait is given up in the same instant the lock is granted, the lock manager's cleanup
 /// grants it anyway (`LockErrorCleanup` -> `GrantAwaitedLock`), and the rollback releases it.
-/// Once granted, the lock is taken again for whoever must own it (the caller's resource owner,
-/// or the session), which is immediate because this backend already holds it, and the
+/// Once granted, the lock is taken again for whoever must own it (`owner` for a transaction
+/// hold, or the session), which is immediate because this backend already holds it, and the
 /// subtransaction's hold is dropped. So the hold ends up where a release will look for it.
 fn wait_for_tag(
     tag: pg_sys::LOCKTAG,
     mode: pg_sys::LOCKMODE,
     hold: Hold,
     timeout: Option<Duration>,
+    owner: pg_sys::ResourceOwner,
 ) -> Result<(), CaughtError> {
-    // SAFETY: reading the current resource owner, the one the caller's locks belong to.
-    let caller = unsafe { pg_sys::CurrentResourceOwner };
     subxact::in_subtransaction(move || {
         {
             let _limit = timeout.map(subxact::LockTimeoutOverride::set);
@@ -142,7 +164,7 @@ fn wait_for_tag(
         let rehomed = match hold {
             Hold::Session => try_tag(&tag, mode, Hold::Session),
             Hold::Transaction => {
-                subxact::with_resource_owner(caller, || try_tag(&tag, mode, Hold::Transaction))
+                subxact::with_resource_owner(owner, || try_tag(&tag, mode, Hold::Transaction))
             }
         };
         assert!(rehomed, "a lock this backend holds is always available to it");

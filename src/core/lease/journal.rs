@@ -27,6 +27,17 @@ pub enum Record {
     Tokens {
         next: i64,
     },
+    /// The server history the records after it were written in. A journal copied with the data
+    /// directory into another history (a promoted standby, a restored backup: a new timeline;
+    /// another cluster: another system identifier) promises nothing there.
+    Origin(Origin),
+}
+
+/// A server's history: its system identifier and its current timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub system: u64,
+    pub timeline: u32,
 }
 
 /// A granted lease, spelled out in plain values.
@@ -119,6 +130,20 @@ pub struct Replayed {
     pub records: usize,
     /// Damaged lines skipped (not the torn last one), as "line N: why".
     pub problems: Vec<String>,
+    /// The history the journal was last written in.
+    pub origin: Option<Origin>,
+}
+
+impl Replayed {
+    /// The leases to hold again in the history `here`: none if the journal was written in
+    /// another one, whose leases were never held here.
+    pub fn leases_for(&self, here: Origin) -> Vec<Lease> {
+        if self.origin == Some(here) {
+            self.leases.values().copied().collect()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 pub fn replay(text: &str) -> Replayed {
@@ -161,14 +186,23 @@ pub fn replay(text: &str) -> Replayed {
                 replayed.leases.remove(&token);
             }
             Record::Tokens { next } => replayed.next_token = replayed.next_token.max(next),
+            Record::Origin(origin) => {
+                // The leases of an earlier history were never held in this one.
+                if replayed.origin != Some(origin) {
+                    replayed.leases.clear();
+                }
+                replayed.origin = Some(origin);
+            }
         }
     }
     replayed
 }
 
-/// A fresh journal holding only `leases` and the token counter: what compaction writes.
-pub fn snapshot<'a>(leases: impl IntoIterator<Item = &'a Lease>, next_token: i64) -> String {
+/// A fresh journal of the history `origin` holding only `leases` and the token counter: what
+/// compaction writes.
+pub fn snapshot<'a>(origin: Origin, leases: impl IntoIterator<Item = &'a Lease>, next_token: i64) -> String {
     let mut text = line(&Record::Tokens { next: next_token });
+    text.push_str(&line(&Record::Origin(origin)));
     for lease in leases {
         text.push_str(&line(&Record::Grant(Granted::from(lease))));
     }
@@ -219,16 +253,41 @@ mod tests {
         assert_eq!(replayed.problems, ["line 1: checksum mismatch"]);
     }
 
+    const HERE: Origin = Origin { system: 7_310_000_000_000_000_001, timeline: 1 };
+
     #[test]
     fn a_snapshot_keeps_the_leases_and_the_counter() {
         let (a, b) = two_leases();
-        let replayed = replay(&snapshot([&a], 40));
-        assert_eq!(replayed.leases.values().copied().collect::<Vec<_>>(), [a]);
+        let replayed = replay(&snapshot(HERE, [&a], 40));
+        assert_eq!(replayed.leases_for(HERE), [a]);
         assert_eq!(replayed.next_token, 40);
-        let empty = replay(&snapshot(std::iter::empty::<&Lease>(), 41));
+        let empty = replay(&snapshot(HERE, std::iter::empty::<&Lease>(), 41));
         assert!(empty.leases.is_empty());
         assert_eq!(empty.next_token, 41, "all released, and still no token is handed out twice");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn leases_are_held_again_only_in_the_history_that_granted_them() {
+        let (a, b) = two_leases();
+        let text = snapshot(HERE, [&a], 18);
+        assert_eq!(replay(&text).leases_for(HERE), [a], "a restart, a crash: same history");
+        let promoted = Origin { timeline: 2, ..HERE };
+        assert!(replay(&text).leases_for(promoted).is_empty(), "a promoted standby, a restored backup");
+        let elsewhere = Origin { system: 42, ..HERE };
+        assert!(replay(&text).leases_for(elsewhere).is_empty(), "another cluster");
+        // The keeper notes a new history when it opens the journal there: the leases granted
+        // before it are dropped, those granted after it are held.
+        let mut moved = text.clone();
+        moved += &line(&Record::Origin(promoted));
+        moved += &line(&Record::Grant(Granted::from(&b)));
+        let replayed = replay(&moved);
+        assert_eq!(replayed.origin, Some(promoted));
+        assert_eq!(replayed.leases_for(promoted), [b]);
+        assert_eq!(replayed.next_token, 19, "tokens still only grow");
+        let no_journal = replay("");
+        assert!(no_journal.leases_for(HERE).is_empty());
+        assert_eq!(no_journal.origin, None);
     }
 
     #[test]
