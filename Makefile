@@ -19,7 +19,7 @@ setup:
 # Builds for the PostgreSQL found by pg_config and installs into it.
 install:
 	LOCKHIER_SETUP_CLIENTS=0 LOCKHIER_PG_VERSIONS= bash scripts/setup.sh
-	cargo pgrx install --release --pg-config "$$(command -v pg_config)"
+	bash scripts/install.sh
 
 # One Debian package per major: target/packages/postgresql-NN-lockhier_<version>_amd64.deb
 package:

@@ -4,7 +4,7 @@ Run through run.sh, which provides the virtualenv. Needs PGHOST/PGPORT/PGUSER of
 cluster (superuser) where the extension is installed, on this machine (the SIGKILL fault sends
 a signal to a backend process). Prints one line per check and ends with `RESULT <passed> <failed>`.
 
-    LOCKHIER_REL_ONLY=load,faults   run only some groups (names below)
+    LOCKHIER_REL_ONLY=load,faults   run only some groups (names below; the OPT_IN ones only so)
     LOCKHIER_REL_SEED=N             replay the load's random choices
     LOCKHIER_REL_LOAD_SECONDS=S     length of the load (default 25)
     LOCKHIER_REL_KEEP=1             keep the database and role afterwards
@@ -16,11 +16,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rel import badinput, faults, harness, history, limits, load, privileges  # noqa: E402
+from rel import (badinput, faults, harness, history, lease_history, limits, load,  # noqa: E402
+                 privileges)
 
 
 def selftest(res):
-    for description, ok in history.self_test():
+    for description, ok in history.self_test() + lease_history.self_test():
         res.check(f"checker self-test: {description}", ok)
 
 

@@ -11,7 +11,8 @@ export LOCKHIER_PG=${PG:-15}
 LOCKHIER_SETUP_CLIENTS=0 LOCKHIER_PG_VERSIONS=$LOCKHIER_PG bash scripts/setup.sh
 echo "[demo] building and installing lockhier for PostgreSQL $LOCKHIER_PG (release)..."
 bash scripts/package.sh "$LOCKHIER_PG" >/dev/null
-cp -a "target/pg$LOCKHIER_PG/release/lockhier-pg$LOCKHIER_PG/." /
+source scripts/pg.sh
+install_build "$LOCKHIER_PG"
 
 export LOCKHIER_HOME=${LOCKHIER_DEMO_HOME:-/var/tmp/lockhier-demo-$LOCKHIER_PG} LOCKHIER_PORT=${LOCKHIER_DEMO_PORT:-5497}
 scripts/cluster.sh start

@@ -93,7 +93,7 @@ for v in $VERSIONS; do
     continue
   fi
   echo "ok - PostgreSQL $v: built $deb"; count 1 0
-  cp -a "$CARGO_TARGET_DIR/release/lockhier-pg$v/." /
+  install_build "$v"
   export LOCKHIER_PG=$v LOCKHIER_HOME=/var/tmp/lockhier-test-$v LOCKHIER_PORT=$((5480 + v - 15))
   scripts/cluster.sh stop 2>/dev/null
   rm -rf "$LOCKHIER_HOME"

@@ -9,13 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 deb=target/packages/postgresql-15-lockhier_${version}_amd64.deb
-passed=0
-failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then echo "ok - $name"; passed=$((passed + 1)); else echo "not ok - $name"; failed=$((failed + 1)); fi
-}
+source scripts/checks.sh
 
 check "the package exists: $deb" test -s "$deb"
 # As the README says, word for word (so a new version updates the README too).
@@ -62,8 +56,8 @@ check "without shared_preload_libraries, a lease is refused with 55000 and what 
 
 dpkg -r postgresql-15-lockhier >/tmp/lockhier-dpkg.log 2>&1
 check "dpkg -r removes it" bash -c '! test -e /usr/lib/postgresql/15/lib/lockhier.so && ! dpkg -s postgresql-15-lockhier >/dev/null 2>&1'
-cp -a target/pg15/release/lockhier-pg15/. / 2>/dev/null
+source scripts/pg.sh
+install_build 15 2>/dev/null
 rm -rf "$LOCKHIER_HOME"
 
-echo "RESULT $passed $failed"
-[ "$failed" = 0 ]
+checks_result

@@ -99,4 +99,14 @@ BEGIN
     END LOOP;
 END $$;
 DROP DATABASE lockhier_dropped_probe;
+-- The keeper is told once the drop commits, and acts at once: wait for that (up to 30 s).
+CREATE TEMP TABLE dropped_database AS SELECT :dropped_oid::oid AS oid;
+DO $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '30 s';
+BEGIN
+    WHILE EXISTS (SELECT FROM pg_locks l JOIN dropped_database d ON l.database = d.oid)
+          AND clock_timestamp() < deadline LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
 SELECT count(*) AS locks_left FROM pg_locks WHERE database = :dropped_oid;

@@ -16,13 +16,7 @@ set -uo pipefail
 PGBIN=$("$PG_CONFIG" --bindir)
 WORK=$(mktemp -d /var/tmp/lockhier-standby.XXXXXX)
 STANDBY_PORT=$((PGPORT + 100))
-passed=0
-failed=0
-check() { # name, then the command
-  local name=$1
-  shift
-  if "$@"; then echo "ok - $name"; passed=$((passed + 1)); else echo "not ok - $name"; failed=$((failed + 1)); fi
-}
+source "$(dirname "$0")/../../scripts/checks.sh"
 as_owner() { if [ "$(id -u)" = 0 ]; then sudo -u postgres "$@"; else "$@"; fi; }
 primary() { psql -X -A -t -v ON_ERROR_STOP=1 -d lockhier_standby "$@"; }
 standby() { psql -X -A -t -h "$WORK" -p "$STANDBY_PORT" -d lockhier_standby "$@" 2>&1; }
@@ -72,5 +66,4 @@ check "the old primary still holds its lease" \
   test "$(primary -c "SELECT count(*) FROM lockhier.leases WHERE token = $token")" = 1
 primary -c "SELECT lockhier.release_lease($token)" >/dev/null
 
-echo "RESULT $passed $failed"
-[ "$failed" = 0 ]
+checks_result

@@ -20,13 +20,7 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 EXT_DIR=$("$PG_CONFIG" --sharedir)/extension
 WORK=$(mktemp -d)
 chmod 777 "$WORK"
-passed=0
-failed=0
-check() { # name, then the command
-  local name=$1
-  shift
-  if "$@"; then echo "ok - $name"; passed=$((passed + 1)); else echo "not ok - $name"; failed=$((failed + 1)); fi
-}
+source "$ROOT/scripts/checks.sh"
 q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 cleanup() {
   rm -f "$EXT_DIR/lockhier--0.1.0.sql"
@@ -108,5 +102,4 @@ SQL
 )
 check "the restored database locks fields and rows" test "$(tr '\n' ' ' <<<"$restored")" = " 2 1 "
 
-echo "RESULT $passed $failed"
-[ "$failed" = 0 ]
+checks_result

@@ -1,4 +1,5 @@
-"""Check 2: faults. Terminated and killed holders, cancelled and timed-out waiters, deadlocks.
+"""Check 2: faults. Terminated and killed holders, cancelled and timed-out waiters, deadlocks;
+then the lease faults of rel/lease_faults.py (terminated clients, the keeper killed, restarts).
 
 Waiting calls run in background threads (harness.Bg) on their own connections; the main
 thread watches pg_locks through a monitor connection to know when a waiter really waits.
@@ -8,8 +9,10 @@ import os
 import signal
 import time
 
+from . import lease_faults
 from .harness import (Bg, advisory_count, backend_alive, close_quietly, connect, describe_error,
-                      error_of, is_waiting, now, one, rows, sqlstate, wait_for_server, wait_until)
+                      error_of, is_waiting, keeper_pid, now, one, rows, sqlstate, wait_for_server,
+                      wait_until)
 
 SAFETY = "SET statement_timeout = '60s'"   # nothing here may hang the suite
 
@@ -426,3 +429,11 @@ def run(res):
         except Exception as exc:  # noqa: BLE001 - one fault's crash must not hide the others
             res.crash(name, exc)
             wait_for_server(120)
+    # Leases: the client that took one terminated, a waiting lease call stopped, the keeper
+    # killed, a fast restart, an immediate shutdown (rel/lease_faults.py). Last: they restart
+    # the server.
+    with connect("rel-fault-leases") as conn:
+        keeper = keeper_pid(conn)
+    if res.check("lease faults: the lease keeper runs (lockhier in shared_preload_libraries)",
+                 keeper is not None):
+        lease_faults.run(res)

@@ -217,3 +217,81 @@ def close_quietly(*conns):
                 conn.close()
         except Exception:  # noqa: BLE001 - closing a dead connection
             pass
+
+
+# --- the server itself: stopping and starting it (lease faults) -------------------------------
+
+def keeper_pid(conn):
+    """The lease keeper's process id, or None when it is not running."""
+    got = rows(conn, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'lockhier lease keeper'")
+    return got[0][0] if got else None
+
+
+class Server:
+    """The cluster the suite runs against, seen from this machine: its data directory, its
+    pg_ctl (that of `pg_config --bindir`, PG_CONFIG first, checked against the server's major
+    version; else the directory of the running postmaster's executable), the OS user that owns
+    it (pg_ctl runs as that user, through sudo when the suite runs as root) and the log file its
+    postmaster writes to (pg_ctl start needs one, or the server would write into our output)."""
+
+    def __init__(self):
+        import pwd
+        import shutil
+        import subprocess
+        with psycopg.connect(dbname=ADMIN_DB, autocommit=True, application_name="rel-server") as c:
+            self.data = c.execute("SHOW data_directory").fetchone()[0]
+            major = int(c.execute("SHOW server_version_num").fetchone()[0]) // 10000
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            pid = int(f.readline())
+        self.owner = pwd.getpwuid(os.stat(self.data).st_uid).pw_name
+        candidates = []
+        pg_config = os.environ.get("PG_CONFIG") or shutil.which("pg_config")
+        if pg_config:
+            try:
+                bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                                        timeout=30).stdout.strip()
+                candidates.append(os.path.join(bindir, "pg_ctl"))
+            except (OSError, subprocess.SubprocessError):
+                pass
+        try:
+            candidates.append(os.path.join(os.path.dirname(os.readlink(f"/proc/{pid}/exe")), "pg_ctl"))
+        except OSError:
+            pass
+        self.pg_ctl = None
+        for path in candidates:
+            try:
+                out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if out.split()[-1].split(".")[0] == str(major):
+                self.pg_ctl = path
+                break
+        if self.pg_ctl is None:
+            raise RuntimeError(f"no pg_ctl of PostgreSQL {major} found among {candidates}")
+        try:
+            log = os.readlink(f"/proc/{pid}/fd/2")
+        except OSError:
+            log = ""
+        self.log = log if os.path.isfile(log) else os.path.join("/tmp", f"lockhier-rel-server-{major}.log")
+
+    def pg_ctl_run(self, *args, timeout=120):
+        """pg_ctl -D <data> args..., as the cluster's OS user; returns (exit status, output)."""
+        import subprocess
+        env_cmd = ["env", "-u", "RUST_BACKTRACE", "-u", "RUST_LIB_BACKTRACE"]
+        cmd = env_cmd + [self.pg_ctl, "-D", self.data, *args]
+        if os.geteuid() == 0 and self.owner != "root":
+            cmd = ["sudo", "-u", self.owner] + cmd
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, (done.stdout + done.stderr).strip()
+
+    def restart_fast(self):
+        return self.pg_ctl_run("-m", "fast", "-w", "-t", "90", "-l", self.log, "restart")
+
+    def stop_immediate(self):
+        return self.pg_ctl_run("-m", "immediate", "-w", "-t", "90", "stop")
+
+    def start(self):
+        return self.pg_ctl_run("-w", "-t", "90", "-l", self.log, "start")
+
+    def running(self):
+        return self.pg_ctl_run("status")[0] == 0

@@ -1,4 +1,6 @@
-"""Check 1: the lock model's invariant, exhaustively on pairs and then under concurrent load."""
+"""Check 1: the lock model's invariant, exhaustively on pairs and then under concurrent load,
+with leases mixed into the load (taken, re-taken, renewed racing their expiry, validated,
+released from other connections and by owner, left to expire)."""
 
 import os
 import random
@@ -7,7 +9,7 @@ import time
 
 import psycopg
 
-from . import history, oracle
+from . import history, lease_history, oracle
 from .harness import advisory_count, connect, now, one, close_quietly
 
 LEVELS = ["global", "application", "table", "field"]
@@ -165,6 +167,7 @@ class Worker:
             rec.outcome = "refused"
             rec.error = exc.diag.message_primary or ""
             rec.detail_pids = history.pids_in_detail(exc.diag.message_detail)
+            rec.detail_leases = history.leases_in_detail(exc.diag.message_detail)
             if variant != "raise" or not rec.error.startswith("operation in progress: cannot lock"):
                 self.problem(f"{rec.fn}: unexpected 55P03 {rec.error!r}")
         except psycopg.errors.DeadlockDetected as exc:
@@ -270,20 +273,556 @@ class Worker:
             self.problem(f"worker died: {type(exc).__name__}: {exc}")
 
 
-def load(res, connections=6, seconds=None, seed=None):
+# --- leases in the load ------------------------------------------------------------------------
+#
+# Lease workers take leases on the same tree as the lock workers, through connection a, and
+# renew, validate and release them through either connection (release always through b, the
+# connection that did not take it). They share the owners below, so a request of one may come
+# back as another's lease (re-entrant) and release_leases(owner) ends leases other threads
+# renew. A janitor releases recent tokens of anyone from its own connection, and a monitor
+# snapshots lockhier.leases (with the server's clock) all along. Each lease is renewed by one
+# worker only, one renewal after the other (rel/lease_history.py relies on it).
+
+OWNERS = ["job-1", "job-1 ", "csv-import #55", "snapshot \u00e9", "backup"]   # "job-1 " is not "job-1"
+TTLS = [0.5, 0.8, 1.0, 1.5, 2.0, 3.0]      # seconds: most leases of the load expire by themselves
+MAX_MANAGED = 3                           # leases a worker keeps (renews) at a time
+LEASE_CONN_BASE = 100                     # connection ids of lease threads (lock workers: 0..N-1)
+
+
+def ms(seconds):
+    return f"{round(seconds * 1000)} ms"
+
+
+def lease_request(rng):
+    """A random lease request on the load's tree: finer on average than a lock worker's, since
+    a lease lasts up to seconds."""
+    level = rng.choices([0, 1, 2, 3], weights=[1, 2, 4, 8])[0]
+    path = tuple(rng.randint(1, 2) for _ in range(level))
+    p = rng.random()
+    if p < 0.2:
+        classes = rng.choice(["all", "ALL"])
+    elif p < 0.8:
+        classes = rng.choice(NAMED)
+    else:
+        classes = rng.sample(NAMED, rng.randint(2, 3))
+    mode = "share" if rng.random() < 0.6 else "exclusive"
+    return path, classes, mode
+
+
+def respelled(args, rng):
+    """The same request written differently: classes in another order or case, mode in capitals."""
+    path, classes, mode = args
+    if isinstance(classes, list):
+        classes = rng.sample(classes, len(classes))
+        if rng.random() < 0.5:
+            classes[0] = classes[0].upper()
+    elif rng.random() < 0.5:
+        classes = classes.upper()
+    return path, classes, mode.upper() if rng.random() < 0.5 else mode
+
+
+def random_wait(rng):
+    p = rng.random()
+    if p < 0.5:
+        return "0"
+    if p < 0.85:
+        return f"{rng.randint(5, 30)} ms"
+    return None
+
+
+def lease_sql(function, path, classes):
+    """SELECT lockhier.<function><level>(ids..., owner, class|classes, mode, ttl, wait)."""
+    args = ["%s::bigint"] * len(path) + ["%s::text"]
+    args.append("%s::text[]" if isinstance(classes, list) else "%s::text")
+    args += ["%s::text", "%s::interval", "%s::interval"]
+    return f"SELECT lockhier.{function}{LEVELS[len(path)]}({', '.join(args)})"
+
+
+def not_held_warning(conn, before, token):
+    return any((n.message_primary or "").startswith(f"lockhier lease {token} is not held")
+               for n in conn.notices[before:])
+
+
+class LeaseBook:
+    """What the lease threads share: every lease call and observation, and the tokens known."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls = []       # history.Rec, kind "lease-call"
+        self.obs = []         # lease_history.Obs
+        self.snaps = []       # lease_history.Snap
+        self.tokens = {}      # token -> owner, in the order first returned
+        self.stop = threading.Event()
+
+    def register(self, token, owner):
+        """True when the token is new: the caller then renews it (one renewer per lease)."""
+        with self.lock:
+            if token in self.tokens:
+                return False
+            self.tokens[token] = owner
+            return True
+
+    def recent(self, n):
+        with self.lock:
+            return list(self.tokens)[-n:]
+
+
+class LeaseWorker:
+    def __init__(self, idx, seed, deadline, book):
+        self.idx = idx
+        self.rng = random.Random(seed)
+        self.deadline = deadline
+        self.book = book
+        self.recs = []             # its lock requests (probes), kind "lock", on connection b
+        self.problems = []
+        self.managed = {}          # token -> dict(owner, args, ttl, until): the leases it renews
+        self.a = connect(f"rel-lease-{idx}a")
+        self.b = connect(f"rel-lease-{idx}b")
+        # a's lease calls wait as the lock workers' requests do (wait => NULL: lock_timeout).
+        # b releases, and a release waits for the transactions that validated the lease (their
+        # fence), which a lock_timeout would cut short (55P03, after release_leases may already
+        # have released some): b has none, and only try_lock_*(wait => 0) among its requests.
+        self.a.execute(f"SET lock_timeout = '{LOAD_LOCK_TIMEOUT}'")
+        for c in (self.a, self.b):
+            c.execute("SET statement_timeout = '10s'")   # a safety net, never expected to fire
+        self.a_id, self.b_id = LEASE_CONN_BASE + 2 * idx, LEASE_CONN_BASE + 2 * idx + 1
+        self.a_pid = one(self.a, "SELECT pg_backend_pid()")
+        self.b_pid = one(self.b, "SELECT pg_backend_pid()")
+        self.waited_grants = 0
+
+    def problem(self, text):
+        if len(self.problems) < 50:
+            self.problems.append(f"lease worker {self.idx} (pids {self.a_pid}/{self.b_pid}): {text}")
+
+    def pick(self):
+        return self.rng.choice(sorted(self.managed))
+
+    def soonest(self, within):
+        """The lease it renews that expires first, if that is within `within` seconds."""
+        token = min(self.managed, key=lambda t: self.managed[t]["until"])
+        return token if self.managed[token]["until"] - time.time() <= within else None
+
+    def drop(self, token):
+        self.managed.pop(token, None)
+
+    def hold(self):
+        time.sleep(self.rng.uniform(0.0005, 0.006))
+
+    # -- the actions -----------------------------------------------------------------------
+
+    def take(self, reentrant=False):
+        if reentrant and self.managed:
+            m = self.managed[self.pick()]
+            owner = m["owner"]
+            path, classes, mode = respelled(m["args"], self.rng)
+        else:
+            owner = self.rng.choice(OWNERS)
+            path, classes, mode = lease_request(self.rng)
+        ttl = self.rng.choice(TTLS)
+        wait = random_wait(self.rng)
+        variant = self.rng.choice(["raise", "try"])
+        fn = ("lease_" if variant == "raise" else "try_lease_")
+        rec = history.Rec(self.a_id, self.a_pid, len(self.book.calls), "lease", fn + LEVELS[len(path)],
+                          oracle.make(path, classes, mode), wait, kind="lease-call", owner=owner, ttl=ttl)
+        rec.variant = variant
+        rec.t_call0 = now()
+        try:
+            value = self.a.execute(lease_sql(fn, path, classes),
+                                   [*path, owner, classes, mode, ms(ttl), wait]).fetchone()[0]
+            rec.t_call1 = now()
+            rec.token = value
+            rec.outcome = "granted" if value is not None else "refused"
+            if value is None and variant == "raise":
+                self.problem(f"{rec.fn} returned NULL")
+        except psycopg.errors.LockNotAvailable as exc:
+            rec.t_call1 = now()
+            rec.outcome = "refused"
+            rec.error = exc.diag.message_primary or ""
+            rec.detail_pids = history.pids_in_detail(exc.diag.message_detail)
+            rec.detail_leases = history.leases_in_detail(exc.diag.message_detail)
+            if variant != "raise" or not rec.error.startswith("operation in progress: cannot lock"):
+                self.problem(f"{rec.fn}: unexpected 55P03 {rec.error!r}")
+        except psycopg.errors.DeadlockDetected as exc:
+            # its wait queues in this backend, like a transaction request's
+            rec.t_call1 = now()
+            rec.outcome = "deadlock"
+            rec.error = str(exc)
+        except psycopg.Error as exc:
+            rec.t_call1 = now()
+            rec.outcome = "error"
+            rec.error = f"{exc.sqlstate} {exc}"
+            self.problem(f"{rec.fn}{rec.req} wait={wait!r}: unexpected error {rec.error}")
+        self.book.calls.append(rec)
+        if rec.granted and wait != "0" and rec.t_call1 - rec.t_call0 > 0.004:
+            self.waited_grants += 1
+        if rec.token is not None:
+            if self.book.register(rec.token, owner):
+                self.managed[rec.token] = dict(owner=owner, args=(path, classes, mode), ttl=ttl,
+                                               until=time.time() + ttl)
+            elif rec.token in self.managed:
+                m = self.managed[rec.token]
+                m["until"] = max(m["until"], time.time() + ttl)
+
+    def expiry_of(self, token):
+        """Its expires_at (epoch seconds) read from lockhier.leases on b, or None if not listed."""
+        t0 = now()
+        row = self.b.execute("SELECT extract(epoch FROM expires_at)::float8 FROM lockhier.leases "
+                             "WHERE token = %s", [token]).fetchone()
+        t1 = now()
+        self.book.obs.append(lease_history.Obs("listed", self.b_id, t0, t1, token=token,
+                                               result=row is not None))
+        if row is None:
+            self.drop(token)
+        return row[0] if row else None
+
+    def renew(self, racing, token=None, conn=None, known_expiry=None, fenced=False):
+        """renew_lease on a or b, with its own ttl or another; racing: right around its
+        expires_at (read just before), when the keeper may or may not have released it yet."""
+        token = token if token is not None else (self.soonest(1.2) if racing else None)
+        if token is None:
+            token, racing = self.pick(), False
+        m = self.managed[token]
+        late, expiry = None, known_expiry
+        if racing:
+            expiry = self.expiry_of(token)
+            if expiry is None:
+                return None
+            delay = expiry - time.time() + self.rng.uniform(-0.012, 0.012)
+            if delay > 1.5:
+                racing = False
+            elif delay > 0:
+                time.sleep(delay)
+        ttl = None if self.rng.random() < 0.5 else self.rng.choice(TTLS)
+        conn, cid = conn or self.rng.choice([(self.a, self.a_id), (self.b, self.b_id)])
+        before = len(conn.notices)
+        if expiry is not None:
+            late = time.time() - expiry
+        t0 = now()
+        try:
+            result = one(conn, "SELECT lockhier.renew_lease(%s, %s::interval)",
+                         [token, None if ttl is None else ms(ttl)])
+            error = ""
+        except psycopg.Error as exc:
+            result, error = None, f"{exc.sqlstate} {exc}"
+            self.problem(f"renew_lease({token}): unexpected error {error}")
+        t1 = now()
+        if result is not None and (result is False) != not_held_warning(conn, before, token):
+            self.problem(f"renew_lease({token}) returned {result} with warnings "
+                         f"{[n.message_primary for n in conn.notices[before:]]}")
+        self.book.obs.append(lease_history.Obs("renew", cid, t0, t1, token=token, ttl=ttl, result=result,
+                                               error=error, late=late, fenced=fenced))
+        if result:
+            m["until"] = time.time() + (ttl if ttl is not None else m["ttl"])
+        else:
+            self.drop(token)
+        return result
+
+    def release(self):
+        token = self.pick()
+        before = len(self.b.notices)
+        t0 = now()
+        try:
+            result, error = one(self.b, "SELECT lockhier.release_lease(%s)", [token]), ""
+        except psycopg.Error as exc:
+            result, error = None, f"{exc.sqlstate} {exc}"
+            self.problem(f"release_lease({token}): unexpected error {error}")
+        t1 = now()
+        if result is not None and (result is False) != not_held_warning(self.b, before, token):
+            self.problem(f"release_lease({token}) returned {result} with warnings "
+                         f"{[n.message_primary for n in self.b.notices[before:]]}")
+        self.book.obs.append(lease_history.Obs("release", self.b_id, t0, t1, token=token, result=result,
+                                               error=error))
+        self.drop(token)
+
+    def release_owner(self):
+        if self.managed and self.rng.random() < 0.7:
+            owner = self.managed[self.pick()]["owner"]
+        else:
+            owner = self.rng.choice(OWNERS)
+        t0 = now()
+        try:
+            result, error = one(self.b, "SELECT lockhier.release_leases(%s)", [owner]), ""
+        except psycopg.Error as exc:
+            result, error = None, f"{exc.sqlstate} {exc}"
+            self.problem(f"release_leases({owner!r}): unexpected error {error}")
+        t1 = now()
+        self.book.obs.append(lease_history.Obs("owner", self.b_id, t0, t1, owner=owner, result=result,
+                                               error=error))
+        for token in [t for t, m in self.managed.items() if m["owner"] == owner]:
+            self.drop(token)
+
+    def validate(self):
+        """lease_valid in a transaction on a; sometimes kept open past the lease's expires_at
+        (the keeper must keep it meanwhile), while b sees it still listed, is refused a
+        conflicting request, and renews it: a renewal after expires_at that must win, since the
+        lease was never released."""
+        token = self.soonest(1.5) if self.rng.random() < 0.6 else None
+        expiry = None
+        if token is not None:
+            expiry = self.expiry_of(token)
+            if expiry is None:
+                return
+            if expiry - time.time() > 1.5:
+                expiry = None
+        else:
+            token = self.pick()
+        past_expiry = False
+        # Sometimes inside a savepoint that is then rolled back: the fence belongs to the top
+        # transaction and must stay (docs/leases.md), which the checks see if it does not.
+        savepoint = self.rng.random() < 0.3
+        self.a.execute("BEGIN")
+        if savepoint:
+            self.a.execute("SAVEPOINT v")
+        t0 = now()
+        try:
+            result, error = one(self.a, "SELECT lockhier.lease_valid(%s)", [token]), ""
+        except psycopg.Error as exc:
+            result, error = None, f"{exc.sqlstate} {exc}"
+            self.problem(f"lease_valid({token}): unexpected error {error}")
+        t1 = now()
+        if savepoint and error == "":
+            self.a.execute("ROLLBACK TO SAVEPOINT v")
+        if result and expiry is not None:
+            delay = expiry - time.time() + 0.03
+            if delay > 0:
+                time.sleep(delay)
+            q0 = now()
+            row = self.b.execute("SELECT clock_timestamp() > expires_at FROM lockhier.leases "
+                                 "WHERE token = %s", [token]).fetchone()
+            q1 = now()
+            self.book.obs.append(lease_history.Obs("listed", self.b_id, q0, q1, token=token,
+                                                   result=row is not None))
+            past_expiry = bool(row and row[0])
+            self.probe(token)
+            if past_expiry:
+                self.renew(racing=False, token=token, conn=(self.b, self.b_id), known_expiry=expiry,
+                           fenced=True)
+        elif result:
+            self.hold()
+        t_end = now()
+        self.a.execute(self.rng.choice(["COMMIT", "ROLLBACK"]) if error == "" else "ROLLBACK")
+        self.book.obs.append(lease_history.Obs("valid", self.a_id, t0, t1, token=token, result=result,
+                                               error=error, held_until=t_end if result else None,
+                                               past_expiry=past_expiry))
+        if result is False:
+            self.drop(token)
+
+    def probe(self, token=None, timed=False):
+        """On b, in a transaction: try_lock_* of the exclusive form of one of its leases'
+        requests (which conflicts with it), sometimes timed right around its expires_at. A lock
+        request like the lock workers' for checks (a) and (b)."""
+        if token is None:
+            token = (self.soonest(1.2) if timed else None) or self.pick()
+        path, classes, _ = self.managed[token]["args"] if token in self.managed else lease_request(self.rng)
+        if timed:
+            expiry = self.expiry_of(token)
+            if expiry is not None:
+                delay = expiry - time.time() + self.rng.uniform(-0.010, 0.010)
+                if 0 < delay < 3.5:
+                    time.sleep(delay)
+        fn = "try_lock_" + LEVELS[len(path)]
+        rec = history.Rec(self.b_id, self.b_pid, len(self.recs), "xact", fn,
+                          oracle.make(path, classes, "exclusive"), "0")
+        rec.args = (path, classes, "exclusive")
+        rec.variant = "try"
+        self.b.execute("BEGIN")
+        rec.t_call0 = now()
+        try:
+            value = one(self.b, call_sql("try_lock_", path, classes), [*path, classes, "exclusive", "0"])
+            rec.t_call1 = now()
+            rec.outcome = "granted" if value is True else "refused"
+        except psycopg.Error as exc:
+            rec.t_call1 = now()
+            rec.outcome = "error"
+            rec.error = f"{exc.sqlstate} {exc}"
+            self.problem(f"{fn}{rec.req}: unexpected error {rec.error}")
+        if rec.granted:
+            time.sleep(0.001)
+        t_rel0 = now()
+        self.b.execute("ROLLBACK")
+        if rec.granted:
+            rec.t_rel0, rec.t_rel1 = t_rel0, now()
+        self.recs.append(rec)
+
+    def run(self):
+        try:
+            while now() < self.deadline:
+                for token in [t for t, m in self.managed.items() if time.time() > m["until"] + 0.5]:
+                    self.drop(token)     # not renewed: it expires by itself
+                p = self.rng.random()
+                if not self.managed or (len(self.managed) < MAX_MANAGED and p < 0.25):
+                    self.take()
+                elif p < 0.32:
+                    self.take(reentrant=True)
+                elif p < 0.45:
+                    self.renew(racing=False)
+                elif p < 0.58:
+                    self.renew(racing=True)
+                elif p < 0.64:
+                    self.release()
+                elif p < 0.66:
+                    self.release_owner()
+                elif p < 0.76:
+                    self.validate()
+                elif p < 0.82:
+                    self.probe()
+                elif p < 0.90:
+                    self.probe(timed=True)
+                else:
+                    time.sleep(self.rng.uniform(0.01, 0.08))
+                time.sleep(self.rng.uniform(0.002, 0.015))
+        except Exception as exc:  # noqa: BLE001 - becomes a failed check
+            self.problem(f"worker died: {type(exc).__name__}: {exc}")
+
+
+class Janitor:
+    """Releases recent tokens of anyone (most already gone), calls release_leases, validates,
+    all from a connection of its own."""
+
+    def __init__(self, seed, deadline, book):
+        self.rng = random.Random(seed)
+        self.deadline = deadline
+        self.book = book
+        self.problems = []
+        self.conn = connect("rel-lease-janitor")
+        self.conn.execute("SET statement_timeout = '10s'")
+        self.id = LEASE_CONN_BASE + 98
+
+    def run(self):
+        c = self.conn
+        try:
+            while now() < self.deadline:
+                time.sleep(self.rng.uniform(0.05, 0.25))
+                tokens = self.book.recent(12)
+                p = self.rng.random()
+                if tokens and p < 0.65:
+                    token = self.rng.choice(tokens)
+                    before = len(c.notices)
+                    t0 = now()
+                    result = one(c, "SELECT lockhier.release_lease(%s)", [token])
+                    t1 = now()
+                    if (result is False) != not_held_warning(c, before, token):
+                        self.problems.append(f"janitor: release_lease({token}) returned {result} with "
+                                             f"warnings {[n.message_primary for n in c.notices[before:]]}")
+                    self.book.obs.append(lease_history.Obs("release", self.id, t0, t1, token=token,
+                                                           result=result))
+                elif p < 0.8:
+                    owner = self.rng.choice(OWNERS)
+                    t0 = now()
+                    result = one(c, "SELECT lockhier.release_leases(%s)", [owner])
+                    self.book.obs.append(lease_history.Obs("owner", self.id, t0, now(), owner=owner,
+                                                           result=result))
+                elif tokens:
+                    token = self.rng.choice(tokens)
+                    c.execute("BEGIN")
+                    t0 = now()
+                    result = one(c, "SELECT lockhier.lease_valid(%s)", [token])
+                    t1 = now()
+                    t_end = now()
+                    c.execute("COMMIT")
+                    self.book.obs.append(lease_history.Obs("valid", self.id, t0, t1, token=token,
+                                                           result=result,
+                                                           held_until=t_end if result else None))
+        except Exception as exc:  # noqa: BLE001 - becomes a failed check
+            self.problems.append(f"janitor died: {type(exc).__name__}: {exc}")
+
+
+class Monitor:
+    """Snapshots of lockhier.leases with the server's clock, until told to stop."""
+
+    def __init__(self, book):
+        self.book = book
+        self.problems = []
+        self.conn = connect("rel-lease-monitor")
+
+    def snapshot(self):
+        t0 = now()
+        wall, tokens, expiries = self.conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp())::float8, "
+            "coalesce(array_agg(token ORDER BY token), '{}'), "
+            "coalesce(array_agg(extract(epoch FROM expires_at)::float8 ORDER BY token), '{}') "
+            "FROM lockhier.leases").fetchone()
+        snap = lease_history.Snap(t0, now(), wall, frozenset(tokens), dict(zip(tokens, expiries)))
+        self.book.snaps.append(snap)
+        return snap
+
+    def run(self):
+        try:
+            while not self.book.stop.is_set():
+                self.snapshot()
+                time.sleep(0.01)
+        except Exception as exc:  # noqa: BLE001 - becomes a failed check
+            self.problems.append(f"monitor died: {type(exc).__name__}: {exc}")
+
+
+def leases_available(conn):
+    return one(conn, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'lockhier lease keeper'") > 0
+
+
+def end_of_leases(res, book, monitor):
+    """After the load: nothing renews the leases any more, so each must expire by itself. Wait
+    for lockhier.leases to be empty (the monitor keeps snapshotting), up to 10 s after the last
+    expires_at it listed; then stop the monitor. Returns whether it emptied by itself."""
+    t_stop = now()
+    emptied, last = False, None
+    while True:
+        time.sleep(0.02)
+        snaps = [s for s in book.snaps[-5:] if s.t0 > t_stop]
+        if monitor.problems:
+            break
+        if not snaps:
+            if now() - t_stop > 30:
+                break
+            continue
+        last = snaps[-1]
+        if not last.tokens:
+            emptied = True
+            break
+        if last.wall > max(last.expiry.values()) + 10:
+            break
+    book.stop.set()
+    late = ""
+    if not emptied and last is not None:
+        late = "; ".join(f"lease {t} expires_at {last.wall - e:+.1f} s" for t, e in sorted(last.expiry.items())[:5])
+    res.check("leases: once the load stopped renewing them, every lease was released by the keeper "
+              "on its own (lockhier.leases empty before 10 s past the last expires_at listed)",
+              emptied, f"{(now() - t_stop):.1f} s after the load" if emptied else
+              f"still listed: {late or 'no snapshot'} {'; '.join(monitor.problems)}")
+    if not emptied:
+        with connect("rel-lease-cleanup") as c:
+            for owner in OWNERS:
+                c.execute("SELECT lockhier.release_leases(%s)", [owner])
+    return emptied
+
+
+def load(res, connections=6, seconds=None, seed=None, lease_workers=4):
     seconds = float(seconds or os.environ.get("LOCKHIER_REL_LOAD_SECONDS", "25"))
     seed = int(seed if seed is not None else os.environ.get("LOCKHIER_REL_SEED", random.randrange(1 << 30)))
-    res.note(f"{connections} connections for {seconds:.0f} s, seed {seed} "
+    with connect("rel-load-setup") as c:
+        with_leases = leases_available(c)
+    if not res.check("leases: the lease keeper runs (lockhier in shared_preload_libraries), so the "
+                     "load mixes leases in", with_leases):
+        lease_workers = 0
+    res.note(f"{connections} connections of lock requests and {lease_workers} lease workers (2 "
+             f"connections each, plus a janitor and a monitor) for {seconds:.0f} s, seed {seed} "
              f"(set LOCKHIER_REL_SEED to replay the same choices)")
     deadline = now() + seconds
     workers = [Worker(i, seed * 1000 + i, deadline) for i in range(connections)]
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    book = LeaseBook()
+    lworkers = [LeaseWorker(i, seed * 1000 + 500 + i, deadline, book) for i in range(lease_workers)]
+    janitor = Janitor(seed * 1000 + 999, deadline, book) if lease_workers else None
+    monitor = Monitor(book) if lease_workers else None
+    runners = workers + lworkers + ([janitor, monitor] if lease_workers else [])
+    threads = [threading.Thread(target=w.run, daemon=True) for w in runners]
     for t in threads:
         t.start()
-    for t in threads:
+    for t in threads[:-1] if lease_workers else threads:
         t.join(seconds + 60)
-    alive = [t for t in threads if t.is_alive()]
+    alive = [t for t in (threads[:-1] if lease_workers else threads) if t.is_alive()]
     res.check("load: every connection finished in time", not alive, f"{len(alive)} still running")
+    if lease_workers:
+        end_of_leases(res, book, monitor)
+        threads[-1].join(30)
 
     recs = [r for w in workers for r in w.recs]
     problems = [p for w in workers for p in w.problems]
@@ -292,10 +831,14 @@ def load(res, connections=6, seconds=None, seed=None):
     mon.close()
     for w in workers:
         close_quietly(w.conn)
+    for w in lworkers:
+        close_quietly(w.a, w.b)
+    if lease_workers:
+        close_quietly(janitor.conn, monitor.conn)
 
     granted = sum(r.granted for r in recs)
     by = lambda pred: sum(1 for r in recs if pred(r))  # noqa: E731
-    res.note(f"{len(recs)} requests: {granted} granted "
+    res.note(f"{len(recs)} requests of the lock workers: {granted} granted "
              f"({by(lambda r: r.granted and r.scope == 'session')} session, "
              f"{by(lambda r: r.granted and r.nested)} transaction requests beside a session lock, "
              f"{sum(w.waited_grants for w in workers)} granted after waiting), "
@@ -316,21 +859,32 @@ def load(res, connections=6, seconds=None, seed=None):
     res.check("load: no advisory lock left in the database after the run", leftover == 0,
               f"{leftover} left")
 
-    rep = history.check_no_conflicting_overlap(recs)
-    res.check("invariant (a): no two conflicting requests of different connections were held at "
-              "the same time", not rep.violations,
-              (f"{rep.holds} holds; {rep.overlapping_pairs} cross-connection pairs held at the "
-               f"same time, all checked against the oracle ({rep.overlapping_scope_pairs} of them "
-               f"on overlapping scopes); {rep.near_misses} conflicting pairs held < 2 ms apart")
+    everything = list(recs)
+    if lease_workers:
+        everything += lease_checks(res, book, lworkers, janitor, monitor)
+
+    rep = history.check_no_conflicting_overlap(everything)
+    res.check("invariant (a): no two conflicting holders (connections, leases) held their requests "
+              "at the same time", not rep.violations,
+              (f"{rep.holds} holds ({rep.lease_holds} leases); {rep.overlapping_pairs} pairs of "
+               f"different holders held at the same time, all checked against the oracle "
+               f"({rep.overlapping_scope_pairs} of them on overlapping scopes; {rep.lease_lock_pairs} "
+               f"a lease and a lock request, {rep.lease_lease_pairs} two leases); {rep.near_misses} "
+               f"conflicting pairs held < 2 ms apart ({rep.lease_near_misses} with a lease)")
               if not rep.violations else
               f"{len(rep.violations)} violations, e.g.\n  " +
               "\n  ".join(f"{q}\n  {r}" for q, r in rep.violations[:3]))
-    ref = history.check_refusals_justified(recs)
-    res.check("invariant (b): every refusal had a conflicting request of another connection in "
+    if lease_workers:
+        res.check("invariant (a'): never two leases of one owner for the same request at the same "
+                  "time (the second request gets the first one's token)", not rep.reentry_violations,
+                  "\n  ".join(f"{q}\n  {r}" for q, r in rep.reentry_violations[:3]))
+    ref = history.check_refusals_justified(everything)
+    res.check("invariant (b): every refusal had a conflicting request or lease of another holder in "
               "the way", not ref.unexplained,
-              (f"{ref.refusals} refusals + {ref.deadlocks} deadlock victims: {ref.by_granted} with a "
-               f"conflicting granted request present, {ref.by_in_flight_only} only with conflicting "
-               f"requests in flight (queued or being refused themselves)")
+              (f"{ref.refusals} refusals ({ref.lease_refusals} of leases) + {ref.deadlocks} deadlock "
+               f"victims: {ref.by_granted} with a conflicting holder present ({ref.by_lease} a lease), "
+               f"{ref.by_in_flight_only} only with conflicting requests in flight (queued or being "
+               f"refused themselves)")
               if not ref.unexplained else
               f"{len(ref.unexplained)} unexplained, e.g.\n  " +
               "\n  ".join(str(r) for r in ref.unexplained[:5]))
@@ -338,4 +892,62 @@ def load(res, connections=6, seconds=None, seed=None):
               "in flight", not ref.detail_pids_wrong,
               f"{ref.detail_pids_checked} named processes checked" if not ref.detail_pids_wrong else
               "\n  ".join(f"{r} names pid {pid}" for r, pid in ref.detail_pids_wrong[:5]))
+    if lease_workers:
+        res.check("invariant (b''): every lease a conflict DETAIL names (token and owner) conflicted "
+                  "and may have been held during the call", not ref.detail_leases_wrong,
+                  f"{ref.detail_leases_checked} named leases checked" if not ref.detail_leases_wrong else
+                  "\n  ".join(f"{r} names lease {t}" for r, t in ref.detail_leases_wrong[:5]))
     return recs
+
+
+def lease_checks(res, book, lworkers, janitor, monitor):
+    """The lease part of the load's checks; returns the records to add to (a) and (b)."""
+    problems = [p for w in lworkers for p in w.problems] + janitor.problems + monitor.problems
+    probes = [r for w in lworkers for r in w.recs]
+    leases, rep = lease_history.analyse(book.calls, book.obs, book.snaps)
+    if rep.calib is None:
+        res.note("the snapshots bracket no single offset between the server's wall clock and this "
+                 "process's monotonic clock (a clock step?): lease expiries are not used, only "
+                 "observations")
+    else:
+        res.note(f"clock offset bracketed by {len(book.snaps)} snapshots within "
+                 f"{(rep.calib[1] - rep.calib[0]) * 1e3:.2f} ms")
+    res.note(f"leases: {rep.calls} lease calls: {rep.new_grants} leases granted, "
+             f"{rep.reentrant_returns} re-entrant returns of a held token, {rep.refused} refused "
+             f"({sum(w.waited_grants for w in lworkers)} granted after waiting); renewals "
+             f"{rep.renew_true} true, {rep.renew_false} false (sent after expires_at: "
+             f"{rep.renew_after_expiry_won} won ({rep.renew_after_expiry_fenced} while a "
+             f"transaction that validated the lease held it), {rep.renew_after_expiry_lost} lost to "
+             f"the keeper; "
+             f"{rep.renew_before_expiry_racing} sent < 20 ms before it); release_lease from another "
+             f"connection {rep.release_true} true, {rep.release_false} false; release_leases "
+             f"{rep.owner_calls} calls releasing {rep.owner_released}; lease_valid {rep.valid_true} "
+             f"true ({rep.valid_past_expiry} kept open and seen listed past expires_at), "
+             f"{rep.valid_false} false; {rep.expired_on_their_own} expired on their own "
+             f"({rep.lateness_note()}); {len(book.snaps)} snapshots; {len(probes)} conflicting "
+             f"probes ({sum(r.granted for r in probes)} granted); {rep.never_surely_held} leases "
+             f"never surely held (ended before their grant was seen)")
+    res.check("leases in the load: no unexpected error, warning or result (false <=> WARNING "
+              "'lease N is not held')", not problems, "\n".join(problems[:10]))
+    res.check("leases in the load: enough happened to mean something (>= 60 leases, >= 20 "
+              "re-entrant returns, >= 40 refused, >= 40 renewals true and >= 10 false, >= 5 sent after "
+              "expires_at and >= 1 of them won, >= 20 releases true from another connection, >= 5 "
+              "leases released by release_leases, >= 15 validations true and >= 1 kept open past "
+              "expires_at, >= 10 expired on their own)",
+              rep.new_grants >= 60 and rep.reentrant_returns >= 20 and rep.refused >= 40
+              and rep.renew_true >= 40 and rep.renew_false >= 10
+              and rep.renew_after_expiry_won + rep.renew_after_expiry_lost >= 5
+              and rep.renew_after_expiry_won >= 1 and rep.release_true >= 20
+              and rep.owner_released >= 5 and rep.valid_true >= 15 and rep.valid_past_expiry >= 1
+              and rep.expired_on_their_own >= 10)
+    res.check("leases L1: once seen gone, a lease is never seen held again (returned, renewed, "
+              "released, validated or listed)", not rep.l1, "\n  ".join(rep.l1[:5]))
+    res.check("leases L2: a lease is never seen gone while surely held (renew/release/lease_valid "
+              "false, missing from lockhier.leases), and release_leases counts every lease of the "
+              "owner surely held and no more than may have been", not rep.l2, "\n  ".join(rep.l2[:5]))
+    res.check("leases L3: re-entrant: the owner of a lease surely held asking for the same request "
+              "(spelled differently) gets its token back; a token belongs to one owner and request",
+              not rep.l3, "\n  ".join(rep.l3[:5]))
+    res.check("leases L4: tokens grow: each new token is larger than every token returned before "
+              "its call was sent", not rep.l4, "\n  ".join(rep.l4[:5]))
+    return probes + book.calls + leases

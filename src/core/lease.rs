@@ -140,7 +140,8 @@ pub struct Lease {
 /// the lock manager (whose locks never conflict among one process's, so it cannot tell).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// The same owner holds this very request: that lease (its token), extended.
+    /// The same owner, under the same role, holds this very request: that lease (its token),
+    /// extended.
     Reentrant(i64),
     /// Leases that conflict with it, by the oracle.
     Conflicts(Vec<i64>),
@@ -148,16 +149,20 @@ pub enum Decision {
     Free,
 }
 
+/// An owner's name is the owner only under the role that took the lease: the same name asked
+/// for by another role is another owner, so a lease cannot be extended (re-entrant acquire)
+/// by a role that may not renew it.
 pub fn decide<'a>(
     database: u32,
     owner: &Owner,
+    role: u32,
     request: &Request,
     held: impl IntoIterator<Item = &'a Lease>,
 ) -> Decision {
     let mut conflicts = Vec::new();
     for lease in held.into_iter().filter(|l| l.database == database) {
         let theirs = lease.request.request();
-        if lease.owner == *owner && theirs == *request {
+        if lease.owner == *owner && lease.role == role && theirs == *request {
             return Decision::Reentrant(lease.token);
         }
         if theirs.conflicts_with(request) {
@@ -340,19 +345,27 @@ mod tests {
         let held = [lease(1, "import", &import), lease(2, "snapshot", &request(&[8], &["all"], Mode::Share))];
         let owner = |name| Owner::parse(name).unwrap();
         // The same owner asking for the same request gets its lease back.
-        assert_eq!(decide(5, &owner("import"), &import, &held), Decision::Reentrant(1));
-        // Another owner's identical share request runs beside it.
-        assert_eq!(decide(5, &owner("import 2"), &import, &held), Decision::Free);
+        assert_eq!(decide(5, &owner("import"), 10, &import, &held), Decision::Reentrant(1));
+        // Another owner's identical share request runs beside it, and so does the same name
+        // asked for by another role (another owner, which may not extend the lease).
+        assert_eq!(decide(5, &owner("import 2"), 10, &import, &held), Decision::Free);
+        assert_eq!(decide(5, &owner("import"), 11, &import, &held), Decision::Free);
+        let exclusive_import = request(&[7, 12], &["field__deletion"], Mode::Exclusive);
+        let held_exclusive = [lease(3, "import", &exclusive_import)];
+        assert_eq!(
+            decide(5, &owner("import"), 11, &exclusive_import, &held_exclusive),
+            Decision::Conflicts(vec![3])
+        );
         // A deletion of one of the table's fields conflicts, whoever asks, the same owner too.
         let deletion = request(&[7, 12, 99], &["field__deletion"], Mode::Exclusive);
-        assert_eq!(decide(5, &owner("editor"), &deletion, &held), Decision::Conflicts(vec![1]));
-        assert_eq!(decide(5, &owner("import"), &deletion, &held), Decision::Conflicts(vec![1]));
+        assert_eq!(decide(5, &owner("editor"), 10, &deletion, &held), Decision::Conflicts(vec![1]));
+        assert_eq!(decide(5, &owner("import"), 10, &deletion, &held), Decision::Conflicts(vec![1]));
         // A rename does not; another database never does.
         let rename = request(&[7, 12, 99], &["field__rename"], Mode::Exclusive);
-        assert_eq!(decide(5, &owner("editor"), &rename, &held), Decision::Free);
-        assert_eq!(decide(6, &owner("editor"), &deletion, &held), Decision::Free);
+        assert_eq!(decide(5, &owner("editor"), 10, &rename, &held), Decision::Free);
+        assert_eq!(decide(6, &owner("editor"), 10, &deletion, &held), Decision::Free);
         // A global exclusive request on all classes meets both.
         let everything = request(&[], &["all"], Mode::Exclusive);
-        assert_eq!(decide(5, &owner("x"), &everything, &held), Decision::Conflicts(vec![1, 2]));
+        assert_eq!(decide(5, &owner("x"), 10, &everything, &held), Decision::Conflicts(vec![1, 2]));
     }
 }

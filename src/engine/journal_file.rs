@@ -2,6 +2,11 @@
 //! process runs there). Only the keeper writes it; each record is flushed (`fdatasync`) before
 //! the keeper answers, so a lease granted is a lease kept. Compaction writes a fresh file,
 //! flushes it and renames it over the old one, then flushes the directory.
+//!
+//! A write or flush that fails leaves the file cut back to its last whole, flushed record
+//! (`repair`), so that a record the keeper answered "failed" for never turns up later (a flush
+//! that failed may still write its pages afterwards) and the next record starts on a line of
+//! its own. Until a repair succeeds, nothing more is written.
 
 use lockhier_core::lease::journal::{self, Origin, Record, Replayed};
 use lockhier_core::lease::{Lease, Timestamp};
@@ -16,6 +21,10 @@ pub struct JournalFile {
     file: File,
     /// Records in the file, to know when compacting pays.
     records: usize,
+    /// Bytes of whole, flushed records: where the next record starts.
+    len: u64,
+    /// A write, flush or compaction failed: the file must be repaired before the next record.
+    broken: bool,
 }
 
 impl JournalFile {
@@ -34,15 +43,42 @@ impl JournalFile {
             file.set_len(replayed.good_len as u64)?;
             file.sync_data()?;
         }
-        let records = replayed.records;
-        Ok((JournalFile { file, records }, replayed))
+        // The journal and its directory must survive a power loss as much as its records do.
+        sync_directory(DIRECTORY)?;
+        sync_directory(".")?;
+        let journal =
+            JournalFile { file, records: replayed.records, len: replayed.good_len as u64, broken: false };
+        Ok((journal, replayed))
     }
 
     /// Add a record and flush it to disk.
     pub fn append(&mut self, record: &Record) -> io::Result<()> {
-        self.file.write_all(journal::line(record).as_bytes())?;
-        self.file.sync_data()?;
-        self.records += 1;
+        if self.broken {
+            self.repair()?;
+        }
+        let line = journal::line(record);
+        match self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data()) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                self.records += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                let _ = self.repair();
+                Err(e)
+            }
+        }
+    }
+
+    /// Cut the file at `PATH` back to its whole, flushed records and flush that.
+    fn repair(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new().append(true).open(PATH)?;
+        file.set_len(self.len)?;
+        file.sync_all()?;
+        sync_directory(DIRECTORY)?;
+        self.file = file;
+        self.broken = false;
         Ok(())
     }
 
@@ -50,7 +86,8 @@ impl JournalFile {
         self.records
     }
 
-    /// Replace the journal with one holding only `leases` and the token counter.
+    /// Replace the journal with one of the history `origin` holding only `leases` and the
+    /// token counter.
     pub fn compact<'a>(
         &mut self,
         origin: Origin,
@@ -62,11 +99,16 @@ impl JournalFile {
         fresh.write_all(text.as_bytes())?;
         fresh.sync_all()?;
         fs::rename(FRESH, PATH)?;
-        File::open(DIRECTORY)?.sync_all()?;
-        self.file = OpenOptions::new().append(true).open(PATH)?;
+        // From here the journal is the fresh file, whatever fails next.
+        self.len = text.len() as u64;
         self.records = text.lines().count();
-        Ok(())
+        self.broken = true;
+        self.repair()
     }
+}
+
+fn sync_directory(path: &str) -> io::Result<()> {
+    File::open(path)?.sync_all()
 }
 
 /// Whether the journal holds a lease that has not expired at `now`, or cannot be read (then

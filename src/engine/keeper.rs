@@ -2,6 +2,9 @@
 //! the leases of its journal when it starts, then answers backends' questions (grant, renew,
 //! release) one at a time and releases each lease when its ttl runs out.
 
+mod locks;
+mod restore;
+
 use super::journal_file::JournalFile;
 use crate::pg::keeper_process;
 use crate::pg::lockmgr::{self, Fence, Hold};
@@ -10,7 +13,8 @@ use lockhier_core::lease::journal::{Granted, Origin, Record};
 use lockhier_core::lease::{
     self, Answer, Ask, Decision, Failure, FixedRequest, Lease, Owner, ShortText, Timestamp,
 };
-use lockhier_core::plan::Plan;
+use locks::Taking;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -68,52 +72,17 @@ pub fn run() {
     if !keeper.restore(leases) {
         return;
     }
-    while keeper_process::wait(keeper.sleep()) {
+    // Questions asked during the restore are answered at once, not after the first sleep.
+    loop {
         area.answer_all(|ask| keeper.answer(ask));
-        keeper.expire();
-        keeper.compact_if_large();
+        keeper.housekeeping();
+        if !keeper_process::wait(keeper.sleep()) {
+            return;
+        }
     }
 }
 
 impl Keeper {
-    /// Take the locks of every lease that has not expired, then let lockhier requests in.
-    /// A lock someone else holds (a plain advisory lock on one of lockhier's keys) is asked for
-    /// again until it is free; lockhier's own requests wait for the restore meanwhile.
-    fn restore(&mut self, leases: Vec<Lease>) -> bool {
-        let now = clock::now();
-        self.area.write(|held| held.clear());
-        let mut warned = false;
-        for lease in leases {
-            if lease.expires_at <= now {
-                // Its ttl ran out while the server was down.
-                let _ = self.journal.append(&Record::Release { token: lease.token });
-                continue;
-            }
-            while !take_locks(&lease) {
-                if !warned {
-                    keeper_process::log(
-                        &format!(
-                            "lockhier: lease {} waits for a lock held outside lockhier to be restored",
-                            lease.token
-                        ),
-                        true,
-                    );
-                    warned = true;
-                }
-                if !keeper_process::wait(RETRY) {
-                    return false;
-                }
-            }
-            self.area.write(|held| {
-                if !held.is_full() {
-                    held.push(lease)
-                }
-            });
-        }
-        self.area.set_restored(true);
-        true
-    }
-
     /// Until the next expiry, at most a second.
     fn sleep(&self) -> Duration {
         if self.retry_expiry {
@@ -137,16 +106,28 @@ impl Keeper {
             Ask::Release { database, token } => self.release(database, token),
             Ask::ForgetDatabase { database } => self.forget_database(database),
         }))
-        .catch_others(|error| {
-            let message = match &error {
-                pgrx::pg_sys::panic::CaughtError::PostgresError(report)
-                | pgrx::pg_sys::panic::CaughtError::ErrorReport(report) => report.message().to_string(),
-                pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-            };
-            Answer::Failed(Failure::Internal(ShortText::new(&message)))
-        })
+        .catch_others(|error| Answer::Failed(Failure::Internal(ShortText::new(&message_of(&error)))))
         .execute();
         answered
+    }
+
+    /// Expiries and compaction. An error here (the lock table full as the keeper takes a
+    /// lease's fence) must not end the keeper, whose exit would let go of every lease: it is
+    /// logged and the work tried again soon.
+    fn housekeeping(&mut self) {
+        let done = PgTryBuilder::new(AssertUnwindSafe(|| {
+            self.expire();
+            self.compact_if_large();
+            true
+        }))
+        .catch_others(|error| {
+            keeper_process::log(&format!("lockhier lease keeper: {}", message_of(&error)), true);
+            false
+        })
+        .execute();
+        if !done {
+            self.retry_expiry = true;
+        }
     }
 
     fn grant(
@@ -159,22 +140,16 @@ impl Keeper {
     ) -> Answer {
         let now = clock::now();
         let wanted = request.request();
-        match self.area.read(|leases| lease::decide(database, &owner, &wanted, leases)) {
+        match self.area.read(|leases| lease::decide(database, &owner, role, &wanted, leases)) {
             Decision::Reentrant(token) => {
                 let expires_at = self.area.read(|leases| {
                     leases.iter().find(|l| l.token == token).map(|l| l.expires_at.max(now + micros(ttl)))
                 });
                 let Some(expires_at) = expires_at else { return Answer::Refused };
-                if let Err(e) = self.journal.append(&Record::Renew { token, renewed_at: now, expires_at }) {
-                    return journal_failed(e);
+                match self.extend(token, now, expires_at) {
+                    Ok(()) => Answer::Granted { token },
+                    Err(e) => journal_failed(e),
                 }
-                self.area.write(|held| {
-                    if let Some(lease) = held.get_mut(token) {
-                        lease.renewed_at = now;
-                        lease.expires_at = expires_at;
-                    }
-                });
-                Answer::Granted { token }
             }
             Decision::Conflicts(_) => Answer::Refused,
             Decision::Free => {
@@ -193,20 +168,13 @@ impl Keeper {
                     renewed_at: now,
                     expires_at: now + micros(ttl),
                 };
-                // A full lock table raises "out of shared memory" part-way through the plan.
-                let taken = PgTryBuilder::new(AssertUnwindSafe(|| Ok(take_locks(&lease))))
-                    .catch_others(|_| {
-                        release_locks_held(&lease);
-                        Err(())
-                    })
-                    .execute();
-                match taken {
-                    Ok(true) => {}
-                    Ok(false) => return Answer::Refused,
-                    Err(()) => return Answer::Failed(Failure::LockTableFull),
+                match locks::take(&lease) {
+                    Taking::Taken => {}
+                    Taking::Busy => return Answer::Refused,
+                    Taking::LockTableFull => return Answer::Failed(Failure::LockTableFull),
                 }
                 if let Err(e) = self.journal.append(&Record::Grant(Granted::from(&lease))) {
-                    release_locks(&lease);
+                    locks::release(&lease);
                     return journal_failed(e);
                 }
                 self.next_token += 1;
@@ -220,16 +188,22 @@ impl Keeper {
         let now = clock::now();
         let Some(lease) = self.find(database, token) else { return Answer::Renewed(None) };
         let expires_at = now + micros(ttl.unwrap_or(lease.ttl));
-        if let Err(e) = self.journal.append(&Record::Renew { token, renewed_at: now, expires_at }) {
-            return journal_failed(e);
+        match self.extend(token, now, expires_at) {
+            Ok(()) => Answer::Renewed(Some(expires_at)),
+            Err(e) => journal_failed(e),
         }
+    }
+
+    /// Journal a renewal, then make it: a renewal not on disk is not made.
+    fn extend(&mut self, token: i64, now: Timestamp, expires_at: Timestamp) -> std::io::Result<()> {
+        self.journal.append(&Record::Renew { token, renewed_at: now, expires_at })?;
         self.area.write(|held| {
             if let Some(lease) = held.get_mut(token) {
                 lease.renewed_at = now;
                 lease.expires_at = expires_at;
             }
         });
-        Answer::Renewed(Some(expires_at))
+        Ok(())
     }
 
     /// The asker holds the lease's fence in exclusive mode.
@@ -252,11 +226,13 @@ impl Keeper {
         Answer::Released(!dropped.is_empty())
     }
 
-    /// Journal the release, then give back the locks: a release not on disk is not made.
+    /// Journal the release, then make it: a release not on disk is not made. The lease leaves
+    /// the table before its locks are given back, so that whoever is granted them next no
+    /// longer finds it listed.
     fn forget(&mut self, lease: &Lease) -> std::io::Result<()> {
         self.journal.append(&Record::Release { token: lease.token })?;
-        release_locks(lease);
         self.area.write(|held| held.remove(lease.token));
+        locks::release(lease);
         Ok(())
     }
 
@@ -288,10 +264,11 @@ impl Keeper {
     }
 
     fn compact_if_large(&mut self) {
-        let (leases, count): (Vec<Lease>, usize) = self.area.read(|held| (held.to_vec(), held.len()));
+        let count = self.area.read(|held| held.len());
         if self.journal.records() < COMPACT_AFTER || self.journal.records() < 4 * (count + 1) {
             return;
         }
+        let leases: Vec<Lease> = self.area.read(|held| held.to_vec());
         if let Err(e) = self.journal.compact(self.origin, &leases, self.next_token) {
             keeper_process::log(&format!("lockhier cannot compact its lease journal: {e}"), true);
         }
@@ -306,35 +283,9 @@ fn journal_failed(e: std::io::Error) -> Answer {
     Answer::Failed(Failure::Journal(ShortText::new(&e.to_string())))
 }
 
-/// Every lock of the lease's plan, without waiting, as the keeper's session locks; all or none.
-fn take_locks(lease: &Lease) -> bool {
-    let request = lease.request.request();
-    let plan = Plan::of(&request);
-    let steps = plan.steps();
-    for (taken, step) in steps.iter().enumerate() {
-        if !lockmgr::try_lock_in(lease.database, step.key, step.mode) {
-            for step in steps[..taken].iter().rev() {
-                lockmgr::unlock_in(lease.database, step.key, step.mode);
-            }
-            return false;
-        }
-    }
-    true
-}
-
-fn release_locks(lease: &Lease) {
-    let request = lease.request.request();
-    for step in Plan::of(&request).steps().iter().rev() {
-        lockmgr::unlock_in(lease.database, step.key, step.mode);
-    }
-}
-
-/// After a failure part-way through `take_locks`: give back whichever of its locks are held.
-fn release_locks_held(lease: &Lease) {
-    let request = lease.request.request();
-    for step in Plan::of(&request).steps().iter().rev() {
-        if lockmgr::holds_in(lease.database, step.key, step.mode) {
-            lockmgr::unlock_in(lease.database, step.key, step.mode);
-        }
+fn message_of(error: &CaughtError) -> String {
+    match error {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report.message().to_string(),
+        CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
     }
 }

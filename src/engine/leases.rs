@@ -27,11 +27,12 @@ pub fn install(capacity: usize) {
 
 /// A dropped database's leases guard nothing and can no longer be reached to be released:
 /// the keeper lets them go at once rather than at their expiry. Runs after the drop committed,
-/// where nothing may be raised. (Dropped while the keeper restarts, in the second after it
-/// exited, they are held again from the journal until their expiry: documented.)
+/// where nothing may wait or raise, so the keeper is told, not asked. (Dropped while no keeper
+/// runs, in the second after one exited, they are held again from the journal until their
+/// expiry: documented.)
 fn forget_database(database: u32) {
     if let Some(area) = shmem::area() {
-        let _ = area.ask(Ask::ForgetDatabase { database });
+        area.tell(Ask::ForgetDatabase { database });
     }
 }
 
@@ -213,20 +214,31 @@ pub fn release(token: i64) -> Result<bool, LockhierError> {
     }
 }
 
-/// Release every lease `owner` holds in this database: how many. All or none as to privileges.
+/// Release every lease `owner` holds in this database: how many. All or none: every lease's
+/// fence is taken (waiting for the transactions that validated it) before any is released, so
+/// a wait that is cancelled or runs out of `lock_timeout` releases nothing.
 pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
     let area = keeper()?;
     let database = lockmgr::my_database();
-    let owned: Vec<Lease> = area.read(|leases| {
+    let mut owned: Vec<Lease> = area.read(|leases| {
         leases.iter().filter(|l| l.database == database && l.owner == owner).copied().collect()
     });
     owned.iter().try_for_each(permitted)?;
+    // One order for every caller, so that two of them do not each wait for the other's fence.
+    owned.sort_by_key(|lease| lease.token);
+    let mut fences = Vec::with_capacity(owned.len());
+    for lease in &owned {
+        fences.push(take_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session));
+    }
     let mut released = 0;
-    for lease in owned {
-        if release(lease.token)? {
-            released += 1;
+    for lease in &owned {
+        match ask(area, Ask::Release { database: lease.database, token: lease.token })? {
+            Answer::Released(true) => released += 1,
+            Answer::Released(false) => {}
+            other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
         }
     }
+    drop(fences);
     Ok(released)
 }
 

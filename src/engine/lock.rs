@@ -3,7 +3,7 @@
 //! back one hold at a time or all together.
 
 use super::acquire::{self, Refused};
-use super::{holders, registry};
+use super::{holders, leases, registry};
 use crate::pg::lockmgr::Hold;
 use crate::pg::xact;
 use lockhier_core::error::{Conflict, LockhierError};
@@ -19,6 +19,9 @@ pub fn lock(
     hold: Hold,
     refusal_is_an_error: bool,
 ) -> Result<bool, LockhierError> {
+    // Until the leases held before a restart (or before the keeper was restarted) are held
+    // again, nothing may be granted that they would refuse.
+    leases::gate()?;
     let plan = Plan::of(&request);
     let taken = match hold {
         Hold::Transaction => acquire::take(&plan, hold, wait),

@@ -1,5 +1,6 @@
 //! The lease keeper's process: a background worker started with the server when lockhier is
-//! in shared_preload_libraries, connected to no database, restarted a second after it exits.
+//! in shared_preload_libraries, connected to no database, restarted a second after it exits
+//! (whether it stopped on an error or on pg_terminate_backend).
 //! What it does is the engine's (`engine::keeper`), registered here as a plain function.
 
 use super::shmem;
@@ -39,6 +40,11 @@ pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pg_sys::Datum) {
     if let Some(main) = MAIN.get() {
         main();
     }
+    // Exit status 1, not the 0 a returning worker exits with: the postmaster unregisters a
+    // worker that exits with 0, and a keeper stopped by pg_terminate_backend must come back
+    // (a second later) to hold the leases again. At a server shutdown it is not restarted.
+    // SAFETY: ends this process as a returning worker would, running its exit callbacks.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 #[pg_guard]

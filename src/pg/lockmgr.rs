@@ -56,11 +56,6 @@ pub fn unlock_in(database: u32, key: i64, mode: LockMode) -> bool {
     release_tag(&advisory_tag_in(database, key, 1), mode.number().into(), Hold::Session)
 }
 
-/// Whether this process holds the key of `database` in `mode` as a session lock.
-pub fn holds_in(database: u32, key: i64, mode: LockMode) -> bool {
-    super::version::lock_held_by_me(&advisory_tag_in(database, key, 1), mode.number().into())
-}
-
 /// A lease's fence: validating a lease holds it in share mode to the end of the transaction;
 /// releasing or expiring the lease needs it in exclusive mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

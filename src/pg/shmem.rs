@@ -4,32 +4,20 @@
 //!
 //! It exists only when lockhier is in `shared_preload_libraries`: `area()` is `None` otherwise.
 
-use lockhier_core::lease::{Answer, Ask, Lease};
+use lockhier_core::lease::Lease;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::UnsafeCell;
 use std::ffi::CStr;
-use std::mem::{size_of, MaybeUninit};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// How many backends can have a question for the keeper at once; more wait for a free slot.
-const ASK_SLOTS: usize = 32;
+mod asks;
+
+use asks::{AskSlot, ASK_SLOTS};
+
 const TRANCHE: &CStr = c"lockhier";
 const AREA_NAME: &CStr = c"lockhier leases";
-
-const FREE: u32 = 0;
-const CLAIMED: u32 = 1;
-const ASKED: u32 = 2;
-const TAKEN: u32 = 3;
-const ANSWERED: u32 = 4;
-
-struct AskSlot {
-    state: AtomicU32,
-    asker_latch: AtomicPtr<pg_sys::Latch>,
-    ask: UnsafeCell<MaybeUninit<Ask>>,
-    answer: UnsafeCell<MaybeUninit<Answer>>,
-}
 
 /// The area's fixed part; `capacity` leases follow it.
 pub struct Area {
@@ -135,12 +123,7 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
                 keeper_latch: AtomicPtr::new(std::ptr::null_mut()),
                 capacity,
                 count: AtomicUsize::new(0),
-                asks: std::array::from_fn(|_| AskSlot {
-                    state: AtomicU32::new(FREE),
-                    asker_latch: AtomicPtr::new(std::ptr::null_mut()),
-                    ask: UnsafeCell::new(MaybeUninit::uninit()),
-                    answer: UnsafeCell::new(MaybeUninit::uninit()),
-                }),
+                asks: std::array::from_fn(|_| AskSlot::new()),
             })
         };
     }
@@ -268,6 +251,11 @@ impl Area {
         f(&mut Leases { area: self })
     }
 
+    /// How many leases the area holds at most (`lockhier.max_leases`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn restored(&self) -> bool {
         self.restored.load(Ordering::Acquire)
     }
@@ -307,88 +295,6 @@ impl Area {
         self.keeper_pid.store(0, Ordering::Release);
         self.keeper_latch.store(std::ptr::null_mut(), Ordering::Release);
     }
-
-    /// Ask the keeper and wait for its answer (a few lock operations and one flush away).
-    /// Interrupts are held off meanwhile, so that a cancel cannot separate a lease just granted
-    /// from the caller that asked for it; they are processed after the call returns. `None`:
-    /// no keeper is running, or it stopped before taking the question.
-    pub fn ask(&self, ask: Ask) -> Option<Answer> {
-        let _held_off = HeldOffInterrupts::new();
-        let slot = self.claim_slot()?;
-        // SAFETY: the slot is ours (CLAIMED) until it is ASKED; nobody else reads it.
-        unsafe { slot.ask.get().cast::<Ask>().write(ask) };
-        // SAFETY: MyLatch is this backend's latch.
-        slot.asker_latch.store(unsafe { pg_sys::MyLatch }, Ordering::Relaxed);
-        slot.state.store(ASKED, Ordering::Release);
-        let keeper = self.keeper_pid();
-        self.wake_keeper();
-        loop {
-            match slot.state.load(Ordering::Acquire) {
-                ANSWERED => {
-                    // SAFETY: the keeper wrote the answer before it set ANSWERED.
-                    let answer = unsafe { slot.answer.get().cast::<Answer>().read() };
-                    slot.state.store(FREE, Ordering::Release);
-                    return Some(answer);
-                }
-                // The keeper went away: if it never took the question, take it back.
-                ASKED
-                    if (self.keeper_pid() != keeper || keeper.is_none())
-                        && slot
-                            .state
-                            .compare_exchange(ASKED, FREE, Ordering::AcqRel, Ordering::Acquire)
-                            .is_ok() =>
-                {
-                    return None;
-                }
-                TAKEN if self.keeper_pid() != keeper => {
-                    slot.state.store(FREE, Ordering::Release);
-                    return None;
-                }
-                _ => {}
-            }
-            wait_on_my_latch(Duration::from_millis(100));
-        }
-    }
-
-    fn claim_slot(&self) -> Option<&AskSlot> {
-        loop {
-            self.keeper_pid()?;
-            let free = self.asks.iter().find(|slot| {
-                slot.state.compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-            });
-            if free.is_some() {
-                return free;
-            }
-            wait_on_my_latch(Duration::from_millis(1));
-        }
-    }
-
-    fn wake_keeper(&self) {
-        let latch = self.keeper_latch.load(Ordering::Acquire);
-        if !latch.is_null() {
-            // SAFETY: the keeper's latch, in shared memory; setting a latch of a process that
-            // has gone is harmless (it belongs to its PGPROC slot).
-            unsafe { pg_sys::SetLatch(latch) };
-        }
-    }
-
-    /// The keeper answers every question asked, each with `answer`.
-    pub fn answer_all(&self, mut answer: impl FnMut(Ask) -> Answer) {
-        for slot in &self.asks {
-            if slot.state.compare_exchange(ASKED, TAKEN, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-                continue;
-            }
-            // SAFETY: the asker wrote the question before it set ASKED.
-            let ask = unsafe { slot.ask.get().cast::<Ask>().read() };
-            let reply = answer(ask);
-            // SAFETY: the slot is TAKEN: only the keeper touches it until ANSWERED.
-            unsafe { slot.answer.get().cast::<Answer>().write(reply) };
-            slot.state.store(ANSWERED, Ordering::Release);
-            let latch = slot.asker_latch.load(Ordering::Relaxed);
-            // SAFETY: the asker's latch, in shared memory.
-            unsafe { pg_sys::SetLatch(latch) };
-        }
-    }
 }
 
 /// Sleep on this process's latch until it is set or `timeout` passes (no interrupt handling).
@@ -400,24 +306,6 @@ pub fn wait_on_my_latch(timeout: Duration) {
     unsafe { pg_sys::WaitLatch(latch, events, timeout.as_millis() as _, pg_sys::PG_WAIT_EXTENSION) };
     // SAFETY: as above.
     unsafe { pg_sys::ResetLatch(latch) };
-}
-
-/// HOLD_INTERRUPTS() until dropped (RESUME_INTERRUPTS()).
-struct HeldOffInterrupts;
-
-impl HeldOffInterrupts {
-    fn new() -> HeldOffInterrupts {
-        // SAFETY: this backend's interrupt hold-off counter, as HOLD_INTERRUPTS() does.
-        unsafe { pg_sys::InterruptHoldoffCount += 1 };
-        HeldOffInterrupts
-    }
-}
-
-impl Drop for HeldOffInterrupts {
-    fn drop(&mut self) {
-        // SAFETY: undoes `new`, as RESUME_INTERRUPTS() does.
-        unsafe { pg_sys::InterruptHoldoffCount -= 1 };
-    }
 }
 
 // SAFETY: the area lives in shared memory and is only reached through atomics, the LWLock

@@ -194,12 +194,22 @@ mod tests {
             );
         }
         assert!(error_of("SELECT lockhier.release_leases('admin job')").starts_with("42501"));
+        // The owner's name under another role is another owner: asking for the identical
+        // request neither returns the lease's token nor extends it; it is refused.
+        assert!(
+            error_of("SELECT lockhier.lease_application(405, 'admin job', ttl => '1 h')")
+                .starts_with("55P03"),
+            "re-entrant acquire needs the role that took the lease"
+        );
         // It sees the lease, as pg_locks shows every lock.
         assert_eq!(
             one::<String>("SELECT taken_by FROM lockhier.leases WHERE owner = 'admin job'"),
             "postgres"
         );
         run("RESET ROLE");
+        let left: bool =
+            one(&format!("SELECT expires_at - now() < '3 min' FROM lockhier.leases WHERE token = {token}"));
+        assert!(left, "not extended to 1 h");
         release("admin job");
     }
 

@@ -1,0 +1,51 @@
+//! The keeper's hold on a lease's locks: every lock of its plan, as the keeper's session locks,
+//! taken without waiting, all or none.
+
+use crate::pg::lockmgr;
+use lockhier_core::lease::Lease;
+use lockhier_core::plan::Plan;
+use pgrx::prelude::*;
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taking {
+    Taken,
+    /// A lock of the plan is held by someone else: none is taken.
+    Busy,
+    /// The server's lock table is full ("out of shared memory"): none is taken.
+    LockTableFull,
+}
+
+pub fn take(lease: &Lease) -> Taking {
+    let request = lease.request.request();
+    let plan = Plan::of(&request);
+    let steps = plan.steps();
+    // Counted as they are taken: on a failure, exactly these are given back. (Checking which
+    // keys the keeper holds would also give back what other leases hold in the same mode.)
+    let taken = Cell::new(0);
+    let outcome = PgTryBuilder::new(AssertUnwindSafe(|| {
+        for step in steps {
+            if !lockmgr::try_lock_in(lease.database, step.key, step.mode) {
+                return Taking::Busy;
+            }
+            taken.set(taken.get() + 1);
+        }
+        Taking::Taken
+    }))
+    .catch_others(|_| Taking::LockTableFull)
+    .execute();
+    if outcome != Taking::Taken {
+        for step in steps[..taken.get()].iter().rev() {
+            lockmgr::unlock_in(lease.database, step.key, step.mode);
+        }
+    }
+    outcome
+}
+
+pub fn release(lease: &Lease) {
+    let request = lease.request.request();
+    for step in Plan::of(&request).steps().iter().rev() {
+        lockmgr::unlock_in(lease.database, step.key, step.mode);
+    }
+}
