@@ -21,6 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from designs import BASELINE, BY_NAME, DESIGNS  # noqa: E402
 
 REPLACED = ["row_nowait", "lease", "blob"]
+PRELOAD_CLIENTS = [1, 2]  # scripts/bench.sh runs the lease-support comparison at these
+VERSION_CLIENTS = 2  # and lock_field beside the stock lock on each major at this
+MAJORS = ["15", "16", "17", "18"]
 
 
 def read_kv(path: Path) -> dict:
@@ -81,6 +84,36 @@ class Results:
         return statistics.median(r) if r else None
 
 
+class Paired:
+    """bench/paired.py's rows: two sides run one right after the other in each round."""
+
+    def __init__(self, path: Path):
+        self.tps = defaultdict(dict)  # (tag, clients, side) -> {round: tps}
+        self.failed = []
+        if not path.exists():
+            return
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                if row["status"] == "ok":
+                    self.tps[(row["tag"], int(row["clients"]), row["side"])][int(row["round"])] = float(row["tps"])
+                else:
+                    self.failed.append(row)
+
+    def median(self, tag, clients, side):
+        v = list(self.tps.get((tag, clients, side), {}).values())
+        return statistics.median(v) if v else None
+
+    def ratios(self, tag, clients, a, b):
+        """tps(a) / tps(b) in each round."""
+        ta, tb = self.tps.get((tag, clients, a), {}), self.tps.get((tag, clients, b), {})
+        return [ta[k] / tb[k] for k in sorted(ta) if k in tb and tb[k] > 0]
+
+    def ratio(self, tag, clients, a, b):
+        """Median over rounds of the per-round ratio (paired: drift cancels)."""
+        r = self.ratios(tag, clients, a, b)
+        return statistics.median(r) if r else None
+
+
 def fsync_rate(text: str):
     """fdatasync of one 8 kB write, from pg_test_fsync's first comparison."""
     m = re.search(r"^\s*fdatasync\s+([0-9.]+) ops/sec\s+([0-9.]+) usecs/op", text, re.M)
@@ -123,6 +156,123 @@ def plot(res: Results, path: Path, title: str):
     plt.close(fig)
 
 
+def write_leases(w, preload: Paired, preload_status: str, leases: dict, pg: str, machine: dict):
+    w("## Leases")
+    w("")
+    w("### Lease support loaded")
+    w("")
+    w(f"`lock_field` on two clusters of PostgreSQL {pg} in the same run: the main one, with lockhier in "
+      "`shared_preload_libraries` (its shared memory and lease keeper there, no lease held), and a second "
+      "without it (`LOCKHIER_PRELOAD=0` in `scripts/cluster.sh`). With lease support loaded every lock call "
+      "first reads whether the leases are restored (one atomic read). Each round runs `lock_field` on one "
+      f"cluster then on the other, in alternating order, {machine.get('pair_seconds', '?')} s a run, "
+      f"{machine.get('pair_rounds', '?')} rounds.")
+    w("")
+    if preload_status != "measured":
+        w(f"**Not measured**: {preload_status.removeprefix('failed: ')}.")
+        w("")
+    if preload.tps:
+        w("| clients | tps, loaded (median) | tps, not loaded (median) | loaded ÷ not loaded | per-round range |")
+        w("|---:|---:|---:|---:|---:|")
+        for c in PRELOAD_CLIENTS:
+            r = preload.ratios(pg, c, "preloaded", "not_preloaded")
+            w(f"| {c} | {fmt_tps(preload.median(pg, c, 'preloaded'))} "
+              f"| {fmt_tps(preload.median(pg, c, 'not_preloaded'))} "
+              f"| {fmt_ratio(preload.ratio(pg, c, 'preloaded', 'not_preloaded'))} "
+              f"| {f'{min(r):.2f}× – {max(r):.2f}×' if r else '—'} |")
+        w("")
+    write_failed(w, preload)
+
+    pairs = leases.get("pairs", {})
+    w("### Taking and releasing a lease")
+    w("")
+    w("A lease taken and released with durable commits, timed from a psycopg 3 client "
+      "(`bench/leases.py`): `lockhier.lease_field` returns once the keeper has written the grant to its "
+      "journal and flushed it (`fdatasync`), and `lockhier.release_lease` once the release is flushed, "
+      "as the lease table's statements return once their commit's WAL is flushed. The two designs' "
+      "pairs alternate in one loop, each on field ids of its own (nothing ever conflicts), "
+      f"{machine.get('lease_samples', '?')} pairs each.")
+    w("")
+    if pairs:
+        w("| pair | what | median | p90 | p99 | max | take (median) | release (median) | not as expected |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name, v in pairs.items():
+            nm = f"**{name}**" if name == "lease_field" else name
+            w(f"| {nm} | {v['what']} | {fmt_us(v['median_us'])} | {fmt_us(v['p90_us'])} | {fmt_us(v['p99_us'])} | "
+              f"{fmt_us(v['max_us'])} | {fmt_us(v['take_median_us'])} | {fmt_us(v['release_median_us'])} | "
+              f"{v['unexpected']} |")
+    else:
+        w("(not measured: see the log of `make bench`)")
+    w("")
+    lf, lt = pairs.get("lease_field"), pairs.get("lease_table")
+    if lf and lt:
+        w(f"The pair through lockhier takes {lf['median_us'] / lt['median_us']:.2f}× the lease table's time "
+          "(ratio of medians), and unlike the table's lease it is a lock in the server's queue: a request "
+          "in its way waits for it, or fails naming it, and it ends at its ttl without anyone polling.")
+        w("")
+
+    e = leases.get("expiry", {})
+    w("### Expiry")
+    w("")
+    w("From a lease's `expires_at` to a transaction queued behind it being granted, both read from the "
+      "server's clock. Each sample takes a lease on a field of its own with a 1 h ttl; a second connection "
+      "asks for a conflicting `lockhier.lock_field` on that field with `wait => '30 s'` and, once granted, "
+      "reads `clock_timestamp()` (a round trip later); when `pg_blocking_pids` shows it queued behind the "
+      "lease keeper (state, not sleeps, orders the steps), `lockhier.renew_lease(token, ttl => '300 ms')` "
+      "moves the expiry close and `expires_at` is read from `lockhier.leases`; latency = the waiter's "
+      "`clock_timestamp()` − `expires_at`. A sample whose lease was gone before `expires_at` was read "
+      "is discarded and counted.")
+    w("")
+    if e.get("n"):
+        w("| samples | median | p90 | p99 | max | min | discarded | failed |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w(f"| {e['n']} | {fmt_us(e['median_us'])} | {fmt_us(e['p90_us'])} | {fmt_us(e['p99_us'])} | "
+          f"{fmt_us(e['max_us'])} | {fmt_us(e['min_us'])} | {e['discarded']} | {e['failed']} |")
+        w("")
+        w("The requirement is a release within 1 s of `expires_at`; the keeper sleeps until the next expiry "
+          "(at most 1 s at a time) and releases the lease's locks in the lock manager, which wakes the waiter.")
+    else:
+        w("(not measured)")
+    for failure in e.get("failures", []):
+        w(f"- failed sample: {failure}")
+    w("")
+
+
+def write_versions(w, versions: Paired, notes: dict, machine: dict):
+    w("## PostgreSQL versions")
+    w("")
+    w(f"`lock_field` beside the stock `pg_advisory_xact_lock` at {VERSION_CLIENTS} clients on each major, "
+      "each in a fresh cluster of its own (lockhier preloaded, durable commits, the bench schema), one "
+      f"major after another in the same run: {machine.get('pair_rounds', '?')} rounds of one "
+      f"{machine.get('pair_seconds', '?')} s run of each script, in alternating order. The ratio is the "
+      "median over rounds of the per-round ratio.")
+    w("")
+    w("| major | server | `lock_field` ÷ `pg_advisory_xact_lock` | per-round range | tps, advisory "
+      "| tps, lock_field |")
+    w("|---|---|---:|---:|---:|---:|")
+    for v in MAJORS:
+        status = notes.get(f"{v}.status", "not run")
+        if status != "measured":
+            w(f"| {v} | {notes.get(f'{v}.postgres', '—')} | {status} | | | |")
+            continue
+        r = versions.ratios(v, VERSION_CLIENTS, "lock_field", "advisory")
+        w(f"| {v} | {notes.get(f'{v}.postgres', '?')} | "
+          f"{fmt_ratio(versions.ratio(v, VERSION_CLIENTS, 'lock_field', 'advisory'))} | "
+          f"{f'{min(r):.2f}× – {max(r):.2f}×' if r else '—'} | "
+          f"{fmt_tps(versions.median(v, VERSION_CLIENTS, 'advisory'))} | "
+          f"{fmt_tps(versions.median(v, VERSION_CLIENTS, 'lock_field'))} |")
+    w("")
+    write_failed(w, versions)
+
+
+def write_failed(w, paired: Paired):
+    if paired.failed:
+        w(f"**{len(paired.failed)} pgbench run(s) failed** and are left out: "
+          + ", ".join(f"{r['side']} ({r['tag']}, {r['clients']} cl., round {r['round']})" for r in paired.failed)
+          + "; their output is in `failed-*.log` beside the raw results.")
+        w("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, required=True)
@@ -136,8 +286,14 @@ def main():
     conflict = json.loads((R / "conflict.json").read_text())
     timing = (R / "plan_timing.txt").read_text().rstrip().splitlines() if (R / "plan_timing.txt").exists() else []
     fsync = fsync_rate((R / "pg_test_fsync.txt").read_text()) if (R / "pg_test_fsync.txt").exists() else None
+    preload = Paired(R / "preload.csv")
+    preload_status = read_kv(R / "preload.txt").get("status", "not run")
+    versions = Paired(R / "versions.csv")
+    version_notes = read_kv(R / "versions.txt")
+    leases = json.loads((R / "leases.json").read_text()) if (R / "leases.json").exists() else {}
     smoke = machine.get("quick") == "1"
     rounds = len(res.rounds)
+    pg = machine.get("pg", "?")
 
     title = (f"{'SMOKE RUN (not a measurement)' + chr(10) if smoke else ''}pgbench -M prepared, "
              f"{machine.get('cpus', '?')} CPUs, PostgreSQL {machine.get('postgres', '?')}, "
@@ -157,9 +313,11 @@ def main():
           "machine for the real figures.")
         w("")
     w(f"lockhier's lock calls beside the stock advisory lock they are built on and the designs they "
-      f"replace, all through `pgbench -M prepared` against one local PostgreSQL cluster in one run; "
-      f"the conflict path timed from a client; the planner timed in release mode. "
-      f"Measured {machine.get('date', '?')} at commit `{machine.get('git', '?')}`.")
+      f"replace, all through `pgbench -M prepared` against one local PostgreSQL {pg} cluster; "
+      f"the conflict path timed from a client; leases: what loading lease support costs a lock call, "
+      f"a lease taken and released, and how soon an expired lease lets a waiter in; `lock_field` beside "
+      f"the stock lock on each PostgreSQL major; the planner timed in release mode. All in one run "
+      f"(`make bench`), measured {machine.get('date', '?')} at commit `{machine.get('git', '?')}`.")
     w("")
 
     # ---------------------------------------------------------------- targets
@@ -195,6 +353,17 @@ def main():
     cf = conflict["variants"].get("lock_field_error", {})
     target("conflict error: median < 1 ms", None, None if not cf else cf["median_us"] < 1000, fmt_us(cf.get("median_us")))
     target("conflict error: p99 < 5 ms", None, None if not cf else cf["p99_us"] < 5000, fmt_us(cf.get("p99_us")))
+    loaded = [(c, preload.ratio(pg, c, "preloaded", "not_preloaded")) for c in PRELOAD_CLIENTS]
+    loaded = [(c, v) for c, v in loaded if v is not None]
+    target("`lock_field` with lease support loaded ≥ 0.97× without", None,
+           all(v >= 0.97 for _, v in loaded) if loaded else None,
+           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in loaded) or "not measured (see Leases)")
+    pair = leases.get("pairs", {}).get("lease_field", {})
+    target("`lease_field` + `release_lease` median ≤ 2 ms (durable)", None,
+           None if not pair else pair["median_us"] <= 2000, fmt_us(pair.get("median_us")))
+    exp = leases.get("expiry", {})
+    target("expiry: waiter granted within 1 s of `expires_at` (p99)", None,
+           None if not exp.get("n") else exp["p99_us"] <= 1_000_000, fmt_us(exp.get("p99_us")))
 
     w("## Targets")
     w("")
@@ -242,20 +411,36 @@ def main():
     w("## Reproduce")
     w("")
     w("```")
-    w("make bench")
+    w("make bench           # PostgreSQL 15")
+    w("make bench PG=18     # or another major: 15, 16, 17, 18")
     w("```")
     w("")
-    w(f"This run: {rounds} round(s); each round runs every design at each client count "
+    measured = [v for v in MAJORS if version_notes.get(f"{v}.status") == "measured"]
+    w(f"This run, on PostgreSQL {pg}: {rounds} round(s); each round runs every design at each client count "
       f"({machine.get('clients', '?')}) for {machine.get('seconds_per_run', '?')} s, in a new shuffled order; "
-      f"{conflict.get('samples_per_variant', '?')} timed calls per conflict-path variant; "
+      f"{conflict.get('samples_per_variant', '?')} timed calls per conflict-path variant; the side-by-side "
+      f"comparisons {machine.get('pair_rounds', '?')} rounds of {machine.get('pair_seconds', '?')} s runs; "
+      f"{machine.get('lease_samples', '?')} lease pairs per design and {machine.get('expiry_samples', '?')} "
+      f"expiries; lock_field beside the stock lock on PostgreSQL {', '.join(measured) or 'none'}; "
       f"{int(machine.get('duration_s', 0)) // 60} min in all.")
-    w("`make bench` takes about 12–15 minutes (the first time also builds the timing test in release, "
-      "about 6 more minutes on 2 cores). Settings, all optional: `BENCH_SECONDS` (seconds of pgbench "
-      "measurement in all, default 600, split evenly over the runs), `BENCH_ROUNDS` (default 4), "
+    w("")
+    w("`make bench` takes about 18 minutes on 2 cores (11 for the pgbench rounds and the conflict path, "
+      "3 for leases, about 1 per PostgreSQL major), plus, the first time, about 6 minutes to build the "
+      "timing test in release, and half a minute per major whose build of lockhier is out of date. It "
+      "installs what it needs (`scripts/setup.sh` installs PostgreSQL 15 to 18; `LOCKHIER_PG_VERSIONS` "
+      "picks which, and a major left out is reported as skipped) and the release build of lockhier into "
+      "each major where the "
+      "installed one is missing, not this checkout's release build, or older than its sources. "
+      "Settings, all optional: `PG` (the major measured in full, default 15), `BENCH_SECONDS` (seconds of "
+      "pgbench measurement in all, default 600, split evenly over the runs), `BENCH_ROUNDS` (default 4), "
       "`BENCH_CLIENTS` (default `1 2 4`), `BENCH_SAMPLES` (conflict-path calls per variant, default 4000), "
-      "`BENCH_QUICK=1` for a smoke run of about 2 minutes (labelled as such here), `BENCH_INSTALL=1` to "
-      "rebuild and reinstall the extension first. Raw results land in `bench/results/` "
-      "(`throughput.csv`, `conflict.json`, `plan_timing.txt`, `machine.txt`, `settings.txt`).")
+      "`BENCH_PAIR_ROUNDS` and `BENCH_PAIR_SECONDS` (the side-by-side comparisons: rounds, default 10, and "
+      "seconds a run, default 3), `BENCH_LEASE_SAMPLES` (timed pairs per lease design, default 2000), "
+      "`BENCH_EXPIRY_SAMPLES` (expiries timed, default 100), `BENCH_INSTALL=1` to rebuild and reinstall "
+      "lockhier first (`0`: only where it is missing), `BENCH_QUICK=1` for a smoke run of about 2 minutes "
+      "(labelled as such here). Raw results land in `bench/results/` (`throughput.csv`, `conflict.json`, "
+      "`preload.csv`, `leases.json`, `versions.csv`, `versions.txt`, `plan_timing.txt`, `machine.txt`, "
+      "`settings.txt`).")
     w("")
 
     # ---------------------------------------------------------------- machine
@@ -275,8 +460,11 @@ def main():
     w("- pgbench and the server share the machine: `-c N -j N` over the Unix socket, so at 2 clients "
       "the two client threads and two backends share 2 CPUs")
     w("")
-    w("Cluster: a fresh `initdb` each run (`scripts/cluster.sh`), then PostgreSQL's defaults for "
+    w("Cluster: a fresh `initdb` each run (`scripts/cluster.sh`), with lockhier in "
+      "`shared_preload_libraries` (its lease keeper running), then PostgreSQL's defaults for "
       "durability put back: `fsync = on`, `full_page_writes = on`, `synchronous_commit = on`. "
+      "The other clusters of the run (one without lease support; one per PostgreSQL major) are made "
+      "the same way, one at a time beside it or after it. "
       "That is the fair setting: the lease table, the JSON blob and the row lock write and WAL-log "
       "rows, and in production they wait for a durable commit (a lease that can vanish in a crash "
       "while its holder runs on is no lock); lockhier's and the stock advisory locks write no WAL at all, so "
@@ -368,11 +556,14 @@ def main():
               f"SQL function calls the stock row makes.")
             w("")
 
+    write_leases(w, preload, preload_status, leases, pg, machine)
+    write_versions(w, versions, version_notes, machine)
+
     # ---------------------------------------------------------------- planner
     w("## Planner and keys")
     w("")
-    w("`src/plan_timing.rs`, an `#[ignore]`d test that `make bench` runs in release mode "
-      "(`cargo test --release --lib plan_timing -- --ignored --nocapture`): the pure Rust planner "
+    w("`src/core/plan_timing.rs`, an `#[ignore]`d test that `make bench` runs in release mode "
+      "(`cargo test --release -p lockhier-core plan_timing -- --ignored --nocapture`): the pure Rust planner "
       "(`Plan::of`) and key function, ids varied per call, best and median of 7 rounds of 200,000 "
       "calls. It fails if a field plan costs 1 µs or more.")
     w("")
@@ -412,6 +603,17 @@ def main():
       "marginal cost is nearer its `row_nowait_async` figure. Lock-only transactions (lockhier, the stock advisory "
       "locks) write no WAL and wait for no flush.")
     w("- Autovacuum runs as usual (the lease and blob designs churn rows).")
+    w("- lockhier warns (`25P01`) when a transaction lock is taken in autocommit, as each one-statement "
+      "transaction here takes it; in use the lock is taken after `BEGIN`, where it does not warn. So the "
+      "bench database sets `client_min_messages` and `log_min_messages` to `error`: the figures leave out "
+      "the delivery of a warning per call (to the client and to the server log), not the lock's work. "
+      "Errors are still logged and sent.")
+    w("- Side-by-side comparisons (`bench/paired.py`: lease support loaded or not, and each major's "
+      "`lock_field` beside its stock lock): each round runs one side and then the other, the first side "
+      "first in odd rounds and second in even ones, at each client count; the ratio is the median over "
+      "rounds of the per-round ratio, so drift in the machine's speed between rounds cancels out.")
+    w("- Leases (`bench/leases.py`) are timed in a psycopg 3 client like the conflict path: prepared "
+      "statements in autocommit, one call a transaction, each figure including its round trips.")
     w("")
 
     # ---------------------------------------------------------------- raw

@@ -1,6 +1,6 @@
 """Throughput rounds: every design at every client count, briefly, in a new order each round.
 
-    python bench/run.py --db bench --clients 1 2 4 --rounds 4 --seconds 3 --out bench/results
+    python bench/run.py --db bench --clients 1 2 4 --rounds 4 --seconds 3 --bindir "$PGBIN" --out bench/results
 
 Appends one CSV row per pgbench run to OUT/throughput.csv. The PG* environment points at the
 cluster. A run that fails (pgbench aborts a client on any error) is recorded with status
@@ -29,19 +29,24 @@ COLUMNS = ["round", "position", "design", "clients", "seconds", "tps", "transact
            "latency_ms", "failed", "status", "started"]
 
 
-def pgbench_bin() -> str:
-    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+def pgbench_bin(bindir: str = "") -> str:
+    """The pgbench of the PostgreSQL under test: bindir's, else that of the pg_config on PATH."""
+    if not bindir:
+        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
     return os.path.join(bindir, "pgbench")
 
 
-def pgbench(design, clients: int, seconds: int, db: str, stripe: int, *, transactions: int = 0):
+def pgbench(design, clients: int, seconds: int, db: str, stripe: int, *, transactions: int = 0,
+            bindir: str = "", cluster: dict | None = None):
+    """One pgbench run of a design; `cluster` (PGHOST, PGPORT) points it at another cluster than
+    the environment's."""
     d = BY_NAME[design]
-    cmd = [pgbench_bin(), "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
+    cmd = [pgbench_bin(bindir), "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
            "-D", f"apps={APPLICATIONS}", "-D", f"tables={TABLES}", "-D", f"fields={FIELDS}",
            "-D", f"stripe={stripe}", "-f", str(HERE / "pgbench" / f"{d.script}.sql")]
     cmd += ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
     cmd.append(db)
-    env = dict(os.environ)
+    env = dict(os.environ, **(cluster or {}))
     env.pop("PGOPTIONS", None)
     if d.pgoptions:
         env["PGOPTIONS"] = d.pgoptions
@@ -71,6 +76,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--designs", nargs="*", default=[d.name for d in DESIGNS])
     ap.add_argument("--seed", type=int, default=20261123)
+    ap.add_argument("--bindir", default="", help="the PostgreSQL bin directory whose pgbench to run")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +86,7 @@ def main() -> int:
     # a design does not pay for loading lockhier's library, catalog caches or cold pages.
     for design in args.designs:
         for clients in args.clients:
-            proc, cmd = pgbench(design, clients, 0, args.db, stripe, transactions=200)
+            proc, cmd = pgbench(design, clients, 0, args.db, stripe, transactions=200, bindir=args.bindir)
             if proc.returncode != 0:
                 print(f"warm-up of {design} with {clients} clients failed:\n{' '.join(cmd)}\n"
                       f"{proc.stdout}{proc.stderr}", file=sys.stderr)
@@ -102,7 +108,7 @@ def main() -> int:
             rng.shuffle(order)  # a new order each round: drift hits every design alike
             for position, (design, clients) in enumerate(order, 1):
                 started = time.strftime("%H:%M:%S")
-                proc, cmd = pgbench(design, clients, args.seconds, args.db, stripe)
+                proc, cmd = pgbench(design, clients, args.seconds, args.db, stripe, bindir=args.bindir)
                 row = parse(proc.stdout)
                 status = "ok"
                 if proc.returncode != 0 or row["tps"] is None or row["failed"]:

@@ -1,37 +1,64 @@
 #!/usr/bin/env bash
 # make bench: lockhier's throughput beside the stock advisory lock and the designs it replaces,
-# the conflict path's latency and the planner's cost; writes BENCHMARKS.md and
-# bench/throughput.png. Installs what it needs first (skipping what is there).
+# the conflict path's latency, the planner's cost, leases (what loading lease support costs
+# lock_field, a lease taken and released, how soon an expired lease lets a waiter in), and
+# lock_field beside the stock lock on every installed PostgreSQL major; writes BENCHMARKS.md
+# and bench/throughput.png. Installs what it needs first (skipping what is there).
 #
-#   make bench                         the full run: about 12 minutes on 2 cores
+#   make bench                         the full run on PostgreSQL 15: about 18 minutes on 2 cores
+#   make bench PG=18                   the same on another major (15, 16, 17 or 18)
 #   BENCH_QUICK=1 make bench           a smoke run (about 2 minutes), labelled SMOKE in the report
 #
+# The run, in order: the release build of lockhier installed into each major where needed; the
+# planner timed (cargo test --release); then on PostgreSQL $PG, in a private cluster with
+# lockhier in shared_preload_libraries and durable commits: throughput (pgbench), the conflict
+# path, lock_field against a second cluster without lease support, leases timed from a client;
+# last, for each major 15 to 18 in its own cluster, lock_field beside the stock lock at 2 clients.
+#
 # Settings (environment):
+#   PG              the PostgreSQL major measured in full (default 15; make bench PG=NN sets it)
 #   BENCH_SECONDS   seconds of pgbench measurement in all (default 600; quick 36), split evenly
 #                   over rounds x designs x client counts, at least 1 s a run
 #   BENCH_ROUNDS    rounds (default 4; quick 1): each runs every design at every client count
 #                   once, in a new order; the report takes medians across rounds
 #   BENCH_CLIENTS   client counts (default "1 2 4"; quick "1 2")
 #   BENCH_SAMPLES   timed calls per conflict-path variant (default 4000; quick 400)
-#   BENCH_INSTALL=1 reinstall the extension (cargo pgrx install --release) before measuring;
-#                   otherwise the installed build is used, or built and installed if missing
-#   BENCH_HOME, BENCH_PORT  the private cluster (default /var/tmp/lockhier-bench, 5483); it is
-#                   made anew each run and stopped at the end
+#   BENCH_PAIR_ROUNDS, BENCH_PAIR_SECONDS  the side-by-side comparisons (lease support loaded or
+#                   not; lock_field and the stock lock on each major): rounds of one run of each
+#                   side, in alternating order, and seconds a run (default 10 and 3; quick 3 and 1)
+#   BENCH_LEASE_SAMPLES   timed pairs (take, release) per lease design (default 2000; quick 200)
+#   BENCH_EXPIRY_SAMPLES  leases expired under a queued waiter (default 100; quick 20)
+#   BENCH_INSTALL   1: rebuild and reinstall lockhier (scripts/package.sh, release) into each
+#                   major measured; 0: only where it is missing; unset: also where the installed
+#                   library is not this checkout's release build, or is older than its sources
+#                   (a debug build left by cargo pgrx test, say)
+#   LOCKHIER_PG_VERSIONS  the majors scripts/setup.sh installs (default "15 16 17 18"); a major
+#                   that is not installed is reported as skipped
+#   BENCH_HOME, BENCH_PORT  the main cluster (default /var/tmp/lockhier-bench, 5483); the others
+#                   live beside it: $BENCH_HOME-pgNN on BENCH_PORT+1..+4 (majors 15..18) and
+#                   $BENCH_HOME-nopreload on BENCH_PORT+5. Each is made anew and stopped at the end
 #   BENCH_OUT       raw results (default bench/results: throughput.csv, conflict.json, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+source scripts/pg.sh
 
+PG=${PG:-15}
+case "$PG" in 15 | 16 | 17 | 18) ;; *) echo "PG must be 15, 16, 17 or 18, not $PG" >&2; exit 2 ;; esac
+ALL_VERSIONS="15 16 17 18"
 QUICK=${BENCH_QUICK:-0}
 [ "${1:-}" = "--quick" ] && QUICK=1
 if [ "$QUICK" = 1 ]; then
   SECONDS_TOTAL=${BENCH_SECONDS:-36} ROUNDS=${BENCH_ROUNDS:-1} CLIENTS=${BENCH_CLIENTS:-"1 2"}
-  SAMPLES=${BENCH_SAMPLES:-400}
+  SAMPLES=${BENCH_SAMPLES:-400} PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-3} PAIR_SECONDS=${BENCH_PAIR_SECONDS:-1}
+  LEASE_SAMPLES=${BENCH_LEASE_SAMPLES:-200} EXPIRY_SAMPLES=${BENCH_EXPIRY_SAMPLES:-20}
 else
   SECONDS_TOTAL=${BENCH_SECONDS:-600} ROUNDS=${BENCH_ROUNDS:-4} CLIENTS=${BENCH_CLIENTS:-"1 2 4"}
-  SAMPLES=${BENCH_SAMPLES:-4000}
+  SAMPLES=${BENCH_SAMPLES:-4000} PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-10} PAIR_SECONDS=${BENCH_PAIR_SECONDS:-3}
+  LEASE_SAMPLES=${BENCH_LEASE_SAMPLES:-2000} EXPIRY_SAMPLES=${BENCH_EXPIRY_SAMPLES:-100}
 fi
-export LOCKHIER_HOME=${BENCH_HOME:-/var/tmp/lockhier-bench} LOCKHIER_PORT=${BENCH_PORT:-5483}
+HOME_MAIN=${BENCH_HOME:-/var/tmp/lockhier-bench} PORT_MAIN=${BENCH_PORT:-5483}
+HOME_NOPRELOAD=$HOME_MAIN-nopreload PORT_NOPRELOAD=$((PORT_MAIN + 5))
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 VENV=$ROOT/bench/.venv
 PY=$VENV/bin/python
@@ -39,15 +66,110 @@ DB=bench
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 started=$(date +%s)
 
+# ---------------------------------------------------------------- clusters
+# A cluster is "MAJOR HOME PORT PRELOAD" (PRELOAD 0: no lockhier in shared_preload_libraries).
+# cluster SPEC... start|stop|env runs scripts/cluster.sh on it.
+cluster() { LOCKHIER_PG=$1 LOCKHIER_HOME=$2 LOCKHIER_PORT=$3 LOCKHIER_PRELOAD=$4 scripts/cluster.sh "$5"; }
+# in_cluster SPEC... command...: the command with psql & co. pointed at that cluster.
+in_cluster() (
+  eval "$(cluster "$1" "$2" "$3" "$4" env)"
+  unset PGDATABASE PGOPTIONS PGAPPNAME
+  shift 4
+  "$@"
+)
+STARTED=() # every cluster this run started, stopped on exit whatever happens
+stop_started() {
+  local spec
+  for spec in "${STARTED[@]}"; do
+    # shellcheck disable=SC2086 # a spec is four words
+    cluster $spec stop || true
+  done
+}
+trap stop_started EXIT
+
+# fresh_cluster SPEC...: a new initdb with the bench schema loaded. scripts/cluster.sh makes a
+# test cluster (fsync off); for a fair comparison the benchmark puts durability back to
+# PostgreSQL's defaults: the designs lockhier replaces write rows and really pay for a durable
+# commit in production, and so do leases (the keeper flushes its journal); lock-only
+# transactions write no WAL at all. The *_async variants show the write designs with
+# synchronous_commit off for their sessions.
+fresh_cluster() {
+  local home=$2
+  # Each step returns on failure: errexit does not hold when a caller tests the result.
+  cluster "$@" stop || return 1
+  rm -rf "$home"
+  STARTED+=("$*")
+  cluster "$@" start || return 1
+  cat >>"$home/data/postgresql.conf" <<'CONF' || return 1
+# --- scripts/bench.sh: PostgreSQL's own defaults for durability (these override the above)
+fsync = on
+full_page_writes = on
+synchronous_commit = on
+CONF
+  cluster "$@" stop && cluster "$@" start || return 1
+  in_cluster "$@" psql -X -q -d postgres -c "CREATE DATABASE $DB" || return 1
+  # lockhier warns (25P01) about a transaction lock taken in autocommit, as every one-statement
+  # pgbench transaction here takes it; in use it is taken after BEGIN, where it does not warn.
+  # Delivering a warning per call (to the client and the server log) is not the lock's cost.
+  in_cluster "$@" psql -X -q -d postgres -c "ALTER DATABASE $DB SET client_min_messages = error" \
+    -c "ALTER DATABASE $DB SET log_min_messages = error" || return 1
+  in_cluster "$@" psql -X -q -v ON_ERROR_STOP=1 -v fields=200000 -v applications=1000 -d "$DB" -f bench/schema.sql
+}
+
+# first_error LOG: the first error a cluster's setup printed, without psql's prefix.
+first_error() { grep -m 1 -E 'FATAL|ERROR|error' "$1" | sed 's/^psql:[^ ]* //'; }
+
 # ---------------------------------------------------------------- what it needs
 LOCKHIER_SETUP_CLIENTS=0 bash scripts/setup.sh
-command -v pg_config >/dev/null || { echo "pg_config not found" >&2; exit 1; }
-PGBIN=$(pg_config --bindir)
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+# installed_pg_config NN: the pg_config of PostgreSQL NN if it is installed (without installing it).
+installed_pg_config() {
+  local found
+  found=$(sed -n "s/^pg$1 *= *\"\(.*\)\"/\1/p" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null)
+  if [ -n "$found" ] && [ -x "$found" ]; then echo "$found"; fi
+}
+
+# install_lockhier NN PG_CONFIG: this checkout's release build into PostgreSQL NN, unless it is
+# there already (see BENCH_INSTALL). Each major builds in its own target directory, as make test does.
+install_lockhier() {
+  local v=$1 pg_config=$2 so target=$ROOT/target/pg$1 why=""
+  so=$("$pg_config" --pkglibdir)/lockhier.so
+  if [ "${BENCH_INSTALL:-}" = 1 ]; then
+    why="BENCH_INSTALL=1"
+  elif [ ! -f "$so" ] || [ ! -f "$("$pg_config" --sharedir)/extension/lockhier.control" ]; then
+    why="not installed"
+  elif [ "${BENCH_INSTALL:-}" != 0 ]; then
+    if ! cmp -s "$so" "$target/release/liblockhier.so"; then
+      why="the installed library is not this checkout's release build"
+    elif [ -n "$(find src sql Cargo.toml Cargo.lock lockhier.control -type f -newer "$so" -print -quit)" ]; then
+      why="the sources changed since it was built"
+    fi
+  fi
+  [ -n "$why" ] || return 0
+  log "PostgreSQL $v: building and installing the release build of lockhier ($why)"
+  # package.sh builds into target/pgNN; install_build replaces the installed files rather than
+  # writing over them, which would crash a server running the library.
+  bash scripts/package.sh "$v" >"$OUT/install-pg$v.log" 2>&1 || { tail -n 30 "$OUT/install-pg$v.log" >&2; return 1; }
+  install_build "$v"
+}
+
+# The majors compared side by side, and why any is not: all builds happen here, before any
+# cluster starts, so they compete with nothing measured.
+PG_CONFIG=$(pg_config_for "$PG")
+PGBIN=$("$PG_CONFIG" --bindir)
 [ -x "$PGBIN/pgbench" ] || { echo "pgbench not found in $PGBIN" >&2; exit 1; }
-if [ "${BENCH_INSTALL:-0}" = 1 ] || [ ! -f "$(pg_config --sharedir)/extension/lockhier.control" ]; then
-  log "building and installing the release build of lockhier"
-  cargo pgrx install --release --pg-config "$(command -v pg_config)" >/dev/null
-fi
+install_lockhier "$PG" "$PG_CONFIG"
+declare -A VERSION_SKIP=() VERSION_BIN=()
+for v in $ALL_VERSIONS; do
+  pg_config=$(installed_pg_config "$v")
+  [ -z "$pg_config" ] || VERSION_BIN[$v]=$("$pg_config" --bindir)
+  if [ -z "$pg_config" ]; then
+    VERSION_SKIP[$v]="PostgreSQL $v is not installed (scripts/setup.sh installs it; LOCKHIER_PG_VERSIONS picks which)"
+  elif [ "$v" != "$PG" ] && ! install_lockhier "$v" "$pg_config"; then
+    VERSION_SKIP[$v]="lockhier did not build or install for PostgreSQL $v (see install-pg$v.log)"
+  fi
+done
 
 req=$ROOT/bench/requirements.txt
 stamp=$(sha256sum "$req" | cut -d' ' -f1)
@@ -57,8 +179,6 @@ if [ ! -x "$PY" ] || [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$stamp" ]; th
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$req"
   echo "$stamp" >"$VENV/.installed"
 fi
-
-rm -rf "$OUT" && mkdir -p "$OUT"
 
 # ---------------------------------------------------------------- the planner, in release mode
 # A plain #[test] (src/core/plan_timing.rs), #[ignore]d so that make test skips it. The crate's unit
@@ -73,27 +193,13 @@ sed -n 's/.*plan_timing: //p' "$OUT/plan_timing.log" >"$OUT/plan_timing.txt"
 cat "$OUT/plan_timing.txt"
 
 # ---------------------------------------------------------------- the cluster
-# scripts/cluster.sh makes a test cluster (fsync off). For a fair comparison the benchmark
-# puts durability back to PostgreSQL's defaults: the designs lockhier replaces write rows and
-# really pay for a durable commit in production; lock-only transactions write no WAL at all.
-# The *_async variants show the write designs with synchronous_commit off for their sessions.
-log "starting a fresh cluster in $LOCKHIER_HOME on port $LOCKHIER_PORT"
-scripts/cluster.sh stop
-rm -rf "$LOCKHIER_HOME"
-trap 'scripts/cluster.sh stop' EXIT
-scripts/cluster.sh start
-cat >>"$LOCKHIER_HOME/data/postgresql.conf" <<'CONF'
-# --- scripts/bench.sh: PostgreSQL's own defaults for durability (these override the above)
-fsync = on
-full_page_writes = on
-synchronous_commit = on
-CONF
-scripts/cluster.sh stop
-scripts/cluster.sh start
-eval "$(scripts/cluster.sh env)"
+# lockhier preloaded (scripts/cluster.sh's default): leases are measured here, and the
+# throughput figures are those of a server ready for them.
+MAIN=("$PG" "$HOME_MAIN" "$PORT_MAIN" 1)
+log "PostgreSQL $PG: starting a fresh cluster in $HOME_MAIN on port $PORT_MAIN"
+fresh_cluster "${MAIN[@]}"
+eval "$(cluster "${MAIN[@]}" env)"
 unset PGDATABASE PGOPTIONS PGAPPNAME
-psql -X -q -d postgres -c "CREATE DATABASE $DB"
-psql -X -q -v ON_ERROR_STOP=1 -v fields=200000 -v applications=1000 -d "$DB" -f bench/schema.sql
 
 # ---------------------------------------------------------------- the machine
 log "recording the machine and the cluster's settings"
@@ -109,25 +215,32 @@ log "recording the machine and the cluster's settings"
   echo "kernel=$(uname -r)"
   echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "pg=$PG"
   echo "postgres=$(psql -X -At -d "$DB" -c 'SHOW server_version')"
   echo "pgbench=$("$PGBIN/pgbench" --version)"
   echo "lockhier=$(psql -X -At -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'lockhier'")"
-  echo "lockhier_so=$(ls -l --time-style='+%Y-%m-%d %H:%M' "$(pg_config --pkglibdir)/lockhier.so" | awk '{print $6, $7}')"
+  echo "lockhier_so=$(ls -l --time-style='+%Y-%m-%d %H:%M' "$("$PG_CONFIG" --pkglibdir)/lockhier.so" | awk '{print $6, $7}')"
   echo "git=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ' (src or sql modified)')"
   echo "rustc=$(rustc --version)"
   echo "rounds=$ROUNDS"
   echo "clients=$CLIENTS"
   echo "samples=$SAMPLES"
+  echo "pair_rounds=$PAIR_ROUNDS"
+  echo "pair_seconds=$PAIR_SECONDS"
+  echo "lease_samples=$LEASE_SAMPLES"
+  echo "expiry_samples=$EXPIRY_SAMPLES"
 } >"$OUT/machine.txt"
 psql -X -At -F '=' -d "$DB" -c "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings
   WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'wal_level',
                  'shared_buffers', 'max_connections', 'max_locks_per_transaction', 'max_wal_size',
                  'checkpoint_timeout', 'autovacuum', 'jit', 'huge_pages', 'deadlock_timeout',
-                 'log_min_error_statement', 'shared_preload_libraries', 'listen_addresses')
+                 'log_min_error_statement', 'log_min_messages', 'client_min_messages',
+                 'shared_preload_libraries', 'lockhier.max_leases',
+                 'listen_addresses')
   ORDER BY name" >"$OUT/settings.txt"
 # How fast this disk makes a commit durable: fdatasync of one 8 kB write, in the WAL's file system.
-"$PGBIN/pg_test_fsync" -s 1 -f "$LOCKHIER_HOME/pg_test_fsync.tmp" >"$OUT/pg_test_fsync.txt" 2>&1 || true
-rm -f "$LOCKHIER_HOME/pg_test_fsync.tmp"
+"$PGBIN/pg_test_fsync" -s 1 -f "$HOME_MAIN/pg_test_fsync.tmp" >"$OUT/pg_test_fsync.txt" 2>&1 || true
+rm -f "$HOME_MAIN/pg_test_fsync.tmp"
 
 # ---------------------------------------------------------------- throughput
 n_designs=$("$PY" -c 'import sys; sys.path.insert(0, "bench"); from designs import DESIGNS; print(len(DESIGNS))')
@@ -139,15 +252,77 @@ log "throughput: $ROUNDS round(s) x $n_designs designs x clients ($CLIENTS), ${p
     "(about $(( (runs * per_run * 115 / 100 + 59) / 60 )) min)"
 echo "seconds_per_run=$per_run" >>"$OUT/machine.txt"
 # shellcheck disable=SC2086
-"$PY" bench/run.py --db "$DB" --clients $CLIENTS --rounds "$ROUNDS" --seconds "$per_run" --out "$OUT"
+"$PY" bench/run.py --db "$DB" --clients $CLIENTS --rounds "$ROUNDS" --seconds "$per_run" --bindir "$PGBIN" --out "$OUT"
 
 # ---------------------------------------------------------------- the conflict path
 log "conflict path: $SAMPLES timed calls per variant"
 "$PY" bench/conflict.py --db "$DB" --samples "$SAMPLES" --rounds "$ROUNDS" --out "$OUT/conflict.json" ||
   log "WARNING: some conflict-path calls did not end as expected (see the report's last column)"
-echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
-scripts/cluster.sh stop
+# ---------------------------------------------------------------- lease support loaded, or not
+# The same PostgreSQL in a second cluster without lockhier in shared_preload_libraries (no
+# shared memory, no keeper): what loading lease support costs lock_field while no lease is held.
+# A failure here is reported (preload.txt) and the run goes on.
+NOPRELOAD=("$PG" "$HOME_NOPRELOAD" "$PORT_NOPRELOAD" 0)
+log "lease support loaded or not: a cluster without it in $HOME_NOPRELOAD on port $PORT_NOPRELOAD"
+if ! fresh_cluster "${NOPRELOAD[@]}" >"$OUT/cluster-nopreload.log" 2>&1; then
+  preload_status="failed: the cluster without lease support did not take the bench schema: $(first_error "$OUT/cluster-nopreload.log")"
+else
+  log "lock_field on both clusters, $PAIR_ROUNDS rounds x clients (1 2) x ${PAIR_SECONDS} s, alternating"
+  preload_status=measured
+  "$PY" bench/paired.py --tag "$PG" --db "$DB" --clients 1 2 --rounds "$PAIR_ROUNDS" --seconds "$PAIR_SECONDS" \
+    --bindir "$PGBIN" --out "$OUT/preload.csv" \
+    --side preloaded lock_field "$HOME_MAIN/run" "$PORT_MAIN" \
+    --side not_preloaded lock_field "$HOME_NOPRELOAD/run" "$PORT_NOPRELOAD" ||
+    preload_status="failed: its pgbench runs did not complete (see the log of make bench)"
+fi
+[ "$preload_status" = measured ] || log "WARNING: lease support loaded or not: $preload_status"
+echo "status=$preload_status" >"$OUT/preload.txt"
+cluster "${NOPRELOAD[@]}" stop
+
+# ---------------------------------------------------------------- leases
+log "leases: $LEASE_SAMPLES timed pairs per design, $EXPIRY_SAMPLES expiries"
+"$PY" bench/leases.py --db "$DB" --samples "$LEASE_SAMPLES" --expiry-samples "$EXPIRY_SAMPLES" \
+  --out "$OUT/leases.json" ||
+  log "WARNING: some lease calls did not end as expected (see the report's Leases section)"
+echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+cluster "${MAIN[@]}" stop
+
+# ---------------------------------------------------------------- every major
+# lock_field beside the stock lock at 2 clients, on each major in a fresh cluster of its own
+# (one at a time: only one is ever running). A major that fails is reported, and the run goes on.
+note() { echo "$1.$2" >>"$OUT/versions.txt"; } # NN key=value: a line of versions.txt
+measure_version() { # NN
+  local v=$1 spec
+  spec=("$v" "$HOME_MAIN-pg$v" "$((PORT_MAIN + 1 + v - 15))" 1)
+  log "PostgreSQL $v: a fresh cluster in ${spec[1]} on port ${spec[2]}; advisory and lock_field," \
+      "$PAIR_ROUNDS rounds x ${PAIR_SECONDS} s, 2 clients"
+  if ! fresh_cluster "${spec[@]}" >"$OUT/cluster-pg$v.log" 2>&1; then
+    note "$v" "status=failed: its cluster did not take the bench schema: $(first_error "$OUT/cluster-pg$v.log")"
+    cluster "${spec[@]}" stop || true
+    return
+  fi
+  note "$v" "postgres=$(in_cluster "${spec[@]}" psql -X -At -d "$DB" -c 'SHOW server_version')"
+  if "$PY" bench/paired.py --tag "$v" --db "$DB" --clients 2 --rounds "$PAIR_ROUNDS" --seconds "$PAIR_SECONDS" \
+       --bindir "${VERSION_BIN[$v]}" --out "$OUT/versions.csv" \
+       --side advisory advisory "${spec[1]}/run" "${spec[2]}" \
+       --side lock_field lock_field "${spec[1]}/run" "${spec[2]}"; then
+    note "$v" status=measured
+  else
+    note "$v" "status=failed: its pgbench runs did not complete (see the log of make bench)"
+  fi
+  cluster "${spec[@]}" stop
+}
+for v in $ALL_VERSIONS; do
+  if [ -n "${VERSION_SKIP[$v]:-}" ]; then
+    log "PostgreSQL $v: skipped: ${VERSION_SKIP[$v]}"
+    note "$v" "status=skipped: ${VERSION_SKIP[$v]}"
+  else
+    measure_version "$v"
+  fi
+done
+
+stop_started
 trap - EXIT
 echo "duration_s=$(( $(date +%s) - started ))" >>"$OUT/machine.txt"
 

@@ -19,6 +19,12 @@ pub static MAX_LEASES: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(1024
 /// Called from `_PG_init`: the setting, and when lockhier is preloaded, the shared memory and
 /// the keeper.
 pub fn init() {
+    // A setting that needs a restart can only be defined as the server starts (PostgreSQL
+    // ends the backend otherwise): without shared_preload_libraries there are no leases, and
+    // no setting for them.
+    if !leases::preloading() {
+        return;
+    }
     pgrx::GucRegistry::define_int_guc(
         c"lockhier.max_leases",
         c"How many lockhier leases can be held at once, in all databases.",

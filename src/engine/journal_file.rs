@@ -3,6 +3,10 @@
 //! the keeper answers, so a lease granted is a lease kept. Compaction writes a fresh file,
 //! flushes it and renames it over the old one, then flushes the directory.
 //!
+//! Flushes follow the server's `fsync` setting: with `fsync = off` (data may be lost in a
+//! crash, by the administrator's choice) the journal is written but not flushed, as the
+//! server's own files are.
+//!
 //! A write or flush that fails leaves the file cut back to its last whole, flushed record
 //! (`repair`), so that a record the keeper answered "failed" for never turns up later (a flush
 //! that failed may still write its pages afterwards) and the next record starts on a line of
@@ -25,12 +29,14 @@ pub struct JournalFile {
     len: u64,
     /// A write, flush or compaction failed: the file must be repaired before the next record.
     broken: bool,
+    /// Flush to disk (the server's `fsync` setting).
+    durable: bool,
 }
 
 impl JournalFile {
     /// Open the journal (made if missing) and read what it holds; a torn last record is cut
     /// off, so the next record starts on a line of its own.
-    pub fn open() -> io::Result<(JournalFile, Replayed)> {
+    pub fn open(durable: bool) -> io::Result<(JournalFile, Replayed)> {
         fs::create_dir_all(DIRECTORY)?;
         let text = match fs::read(PATH) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -39,15 +45,20 @@ impl JournalFile {
         };
         let replayed = journal::replay(&text);
         let file = OpenOptions::new().create(true).append(true).open(PATH)?;
+        let journal = JournalFile {
+            file,
+            records: replayed.records,
+            len: replayed.good_len as u64,
+            broken: false,
+            durable,
+        };
         if replayed.good_len < text.len() {
-            file.set_len(replayed.good_len as u64)?;
-            file.sync_data()?;
+            journal.file.set_len(journal.len)?;
+            journal.flush(&journal.file)?;
         }
         // The journal and its directory must survive a power loss as much as its records do.
-        sync_directory(DIRECTORY)?;
-        sync_directory(".")?;
-        let journal =
-            JournalFile { file, records: replayed.records, len: replayed.good_len as u64, broken: false };
+        journal.flush_directory(DIRECTORY)?;
+        journal.flush_directory(".")?;
         Ok((journal, replayed))
     }
 
@@ -57,7 +68,7 @@ impl JournalFile {
             self.repair()?;
         }
         let line = journal::line(record);
-        match self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data()) {
+        match self.file.write_all(line.as_bytes()).and_then(|()| self.flush(&self.file)) {
             Ok(()) => {
                 self.len += line.len() as u64;
                 self.records += 1;
@@ -75,10 +86,24 @@ impl JournalFile {
     fn repair(&mut self) -> io::Result<()> {
         let file = OpenOptions::new().append(true).open(PATH)?;
         file.set_len(self.len)?;
-        file.sync_all()?;
-        sync_directory(DIRECTORY)?;
+        self.flush(&file)?;
+        self.flush_directory(DIRECTORY)?;
         self.file = file;
         self.broken = false;
+        Ok(())
+    }
+
+    fn flush(&self, file: &File) -> io::Result<()> {
+        if self.durable {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn flush_directory(&self, path: &str) -> io::Result<()> {
+        if self.durable {
+            File::open(path)?.sync_all()?;
+        }
         Ok(())
     }
 
@@ -97,7 +122,7 @@ impl JournalFile {
         let text = journal::snapshot(origin, leases, next_token);
         let mut fresh = File::create(FRESH)?;
         fresh.write_all(text.as_bytes())?;
-        fresh.sync_all()?;
+        self.flush(&fresh)?;
         fs::rename(FRESH, PATH)?;
         // From here the journal is the fresh file, whatever fails next.
         self.len = text.len() as u64;
@@ -105,10 +130,6 @@ impl JournalFile {
         self.broken = true;
         self.repair()
     }
-}
-
-fn sync_directory(path: &str) -> io::Result<()> {
-    File::open(path)?.sync_all()
 }
 
 /// Whether the journal holds a lease that has not expired at `now`, or cannot be read (then

@@ -39,7 +39,7 @@ struct Keeper {
 /// The keeper process's life; registered with `pg::keeper_process`.
 pub fn run() {
     let Some(area) = shmem::area() else { return };
-    let (mut journal, replayed) = match JournalFile::open() {
+    let (mut journal, replayed) = match JournalFile::open(keeper_process::fsync_enabled()) {
         Ok(opened) => opened,
         Err(e) => {
             keeper_process::log(&format!("lockhier cannot read its lease journal: {e}"), true);

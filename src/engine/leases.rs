@@ -14,10 +14,16 @@ use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use std::time::{Duration, Instant};
 
-/// Called from `_PG_init`: when lockhier is being preloaded, ask for the shared memory of
+/// Whether `_PG_init` runs as the server starts, with lockhier in shared_preload_libraries:
+/// the only time leases can be set up.
+pub fn preloading() -> bool {
+    shmem::preloading()
+}
+
+/// Called from `_PG_init` while lockhier is being preloaded: ask for the shared memory of
 /// `capacity` leases and register the keeper. Otherwise leases stay unavailable.
 pub fn install(capacity: usize) {
-    if !shmem::preloading() {
+    if !preloading() {
         return;
     }
     shmem::request(capacity, || super::journal_file::holds_live_leases(clock::now()));

@@ -80,3 +80,10 @@ pub fn origin() -> lockhier_core::lease::journal::Origin {
     let timeline = unsafe { pg_sys::GetWALInsertionTimeLine() };
     lockhier_core::lease::journal::Origin { system, timeline }
 }
+
+/// The server's `fsync` setting: whether files are to be flushed to disk. The keeper reads it
+/// when it opens its journal; a change made by a reload applies from its next start.
+pub fn fsync_enabled() -> bool {
+    // SAFETY: reads a setting of this process.
+    unsafe { pg_sys::enableFsync }
+}
