@@ -365,6 +365,21 @@ def analyse(calls, obs, snaps):
     return list(leases.values()), rep
 
 
+def valid_timeouts_unexplained(calls, obs):
+    """lease_valid(T) that failed with 55P03 (lock_timeout) although no release that could end
+    T (release_lease(T), or release_leases of T's owner) was in flight during the call: only
+    such a release, queued for or holding T's fence, makes lease_valid wait."""
+    owner_of = {c.token: c.owner for c in calls if c.token is not None}
+    releases = [o for o in obs if o.what in ("release", "owner")]
+    timeouts = [o for o in obs if o.what == "valid" and o.error.startswith("55P03")]
+
+    def in_flight(v, r):
+        hits = r.token == v.token if r.what == "release" else r.owner == owner_of.get(v.token)
+        return hits and r.t0 < v.t1 and r.t1 > v.t0
+
+    return len(timeouts), [v for v in timeouts if not any(in_flight(v, r) for r in releases)]
+
+
 def self_test():
     """The lease derivations and checks on made-up histories whose verdicts are known; the
     client's monotonic clock and the server's wall clock agree exactly here (offset 0)."""
@@ -451,6 +466,17 @@ def self_test():
     a = history.check_no_conflicting_overlap(list(ls.values()))
     out.append(("(a) flags two tokens of one owner's request held at the same time",
                 len(a.reentry_violations) == 1))
+    # lease_valid's lock timeout: explained by a release of that lease (or of its owner's
+    # leases) in flight, not by a release of another lease or one that had ended
+    calls = [call(0, field_x, "a", 1.0, 1.01, 7), call(1, app_share, "b", 1.0, 1.01, 8)]
+    timeout = Obs("valid", 2, 2.0, 2.06, token=7, error="55P03 canceling statement due to lock timeout")
+    verdicts = [valid_timeouts_unexplained(calls, [timeout, r])[1] for r in
+                (Obs("release", 3, 1.9, 2.5, token=7, result=True), Obs("owner", 3, 1.9, 2.5, owner="a", result=1),
+                 Obs("release", 3, 1.9, 2.5, token=8, result=True), Obs("owner", 3, 1.9, 2.5, owner="b", result=1),
+                 Obs("release", 3, 1.0, 1.5, token=7, result=True))]
+    out.append(("lease_valid's lock timeout: accepted while a release of that lease or of its owner's "
+                "leases is in flight, flagged with only other or earlier releases",
+                [len(v) for v in verdicts] == [0, 0, 1, 1, 1]))
     # L4: a token smaller than one returned before its call was sent
     ls, rep = lease_of([call(0, field_x, "a", 1.0, 1.01, 9, ttl=0.1),
                         call(1, field_x, "b", 1.5, 1.51, 8, ttl=0.1)], [])
