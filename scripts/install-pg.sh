@@ -249,7 +249,11 @@ install_17() {
     # Only what the project's build and tests need: no ICU/SSL/LLVM/NLS/docs/debug.
     # Installed with DESTDIR into the stage, so $DEST only appears once complete.
     # (Chained with && because set -e is off inside "( ... ) ||".)
+    # Run from `make test`, make's MAKELEVEL=1 (and MAKEFLAGS) would reach PostgreSQL's own
+    # make, which then takes itself for a sub-make and skips generating its headers
+    # (utils/errcodes.h not found): build as a top-level make.
     (
+        unset MAKELEVEL MAKEFLAGS MFLAGS &&
         cd "$src" &&
         ./configure --prefix="$DEST" --without-icu --without-llvm --disable-nls \
             --with-readline --with-zlib CFLAGS="-O2 -pipe" >"$log" 2>&1 &&
