@@ -96,6 +96,26 @@ def exhaustive_pairs(res):
 
 # --- the load --------------------------------------------------------------------------------
 
+def record_failed_call(rec, exc, variant, wait, problem):
+    """Records a lock or lease call that raised: a conflict, a deadlock (a lease's wait queues
+    in the calling backend too) or anything else, which is a problem."""
+    rec.t_call1 = now()
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        rec.outcome = "refused"
+        rec.error = exc.diag.message_primary or ""
+        rec.detail_pids = history.pids_in_detail(exc.diag.message_detail)
+        rec.detail_leases = history.leases_in_detail(exc.diag.message_detail)
+        if variant != "raise" or not rec.error.startswith("operation in progress: cannot lock"):
+            problem(f"{rec.fn}: unexpected 55P03 {rec.error!r}")
+    elif isinstance(exc, psycopg.errors.DeadlockDetected):
+        rec.outcome = "deadlock"
+        rec.error = str(exc)
+    else:
+        rec.outcome = "error"
+        rec.error = f"{exc.sqlstate} {exc}"
+        problem(f"{rec.fn}{rec.req} wait={wait!r}: unexpected error {rec.error}")
+
+
 def random_request(rng):
     level = rng.choices([0, 1, 2, 3], weights=[1, 2, 3, 4])[0]
     path = tuple(rng.randint(1, 2) for _ in range(level))
@@ -162,23 +182,8 @@ class Worker:
                 rec.outcome = "granted"
             else:
                 rec.outcome = "granted" if value is True else "refused"
-        except psycopg.errors.LockNotAvailable as exc:
-            rec.t_call1 = now()
-            rec.outcome = "refused"
-            rec.error = exc.diag.message_primary or ""
-            rec.detail_pids = history.pids_in_detail(exc.diag.message_detail)
-            rec.detail_leases = history.leases_in_detail(exc.diag.message_detail)
-            if variant != "raise" or not rec.error.startswith("operation in progress: cannot lock"):
-                self.problem(f"{rec.fn}: unexpected 55P03 {rec.error!r}")
-        except psycopg.errors.DeadlockDetected as exc:
-            rec.t_call1 = now()
-            rec.outcome = "deadlock"
-            rec.error = str(exc)
         except psycopg.Error as exc:
-            rec.t_call1 = now()
-            rec.outcome = "error"
-            rec.error = f"{exc.sqlstate} {exc}"
-            self.problem(f"{rec.fn}{rec.req} wait={wait!r}: unexpected error {rec.error}")
+            record_failed_call(rec, exc, variant, wait, self.problem)
         if rec.granted and wait != "0" and rec.t_call1 - rec.t_call0 > 0.004:
             self.waited_grants += 1
         self.recs.append(rec)
@@ -434,24 +439,8 @@ class LeaseWorker:
             rec.outcome = "granted" if value is not None else "refused"
             if value is None and variant == "raise":
                 self.problem(f"{rec.fn} returned NULL")
-        except psycopg.errors.LockNotAvailable as exc:
-            rec.t_call1 = now()
-            rec.outcome = "refused"
-            rec.error = exc.diag.message_primary or ""
-            rec.detail_pids = history.pids_in_detail(exc.diag.message_detail)
-            rec.detail_leases = history.leases_in_detail(exc.diag.message_detail)
-            if variant != "raise" or not rec.error.startswith("operation in progress: cannot lock"):
-                self.problem(f"{rec.fn}: unexpected 55P03 {rec.error!r}")
-        except psycopg.errors.DeadlockDetected as exc:
-            # its wait queues in this backend, like a transaction request's
-            rec.t_call1 = now()
-            rec.outcome = "deadlock"
-            rec.error = str(exc)
         except psycopg.Error as exc:
-            rec.t_call1 = now()
-            rec.outcome = "error"
-            rec.error = f"{exc.sqlstate} {exc}"
-            self.problem(f"{rec.fn}{rec.req} wait={wait!r}: unexpected error {rec.error}")
+            record_failed_call(rec, exc, variant, wait, self.problem)
         self.book.calls.append(rec)
         if rec.granted and wait != "0" and rec.t_call1 - rec.t_call0 > 0.004:
             self.waited_grants += 1
