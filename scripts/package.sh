@@ -16,6 +16,7 @@ pg_config=$(pg_config_for "$v")
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 export CARGO_TARGET_DIR=$PWD/target/pg$v
 tree=$CARGO_TARGET_DIR/release/lockhier-pg$v
+mkdir -p "$CARGO_TARGET_DIR" # the build log goes there; in a fresh clone it does not exist yet
 
 cargo pgrx package --pg-config "$pg_config" --no-default-features --features "pg$v" >"$CARGO_TARGET_DIR/package.log" 2>&1 \
   || { tail -n 30 "$CARGO_TARGET_DIR/package.log" >&2; echo "cargo pgrx package for PostgreSQL $v failed" >&2; exit 1; }
