@@ -425,8 +425,7 @@ def main():
       f"{int(machine.get('duration_s', 0)) // 60} min in all.")
     w("")
     w("`make bench` takes about 18 minutes on 2 cores (11 for the pgbench rounds and the conflict path, "
-      "3 for leases, about 1 per PostgreSQL major), plus, the first time, about 6 minutes to build the "
-      "timing test in release, and half a minute per major whose build of lockhier is out of date. It "
+      "3 for leases, about 1 per PostgreSQL major), plus about 2 minutes per major whose release build of lockhier is out of date (the first run builds all four). It "
       "installs what it needs (`scripts/setup.sh` installs PostgreSQL 15 to 18; `LOCKHIER_PG_VERSIONS` "
       "picks which, and a major left out is reported as skipped) and the release build of lockhier into "
       "each major where the "
@@ -562,8 +561,8 @@ def main():
     # ---------------------------------------------------------------- planner
     w("## Planner and keys")
     w("")
-    w("`src/core/plan_timing.rs`, an `#[ignore]`d test that `make bench` runs in release mode "
-      "(`cargo test --release -p lockhier-core plan_timing -- --ignored --nocapture`): the pure Rust planner "
+    w("`src/core/benches/plan_timing.rs`, a bench target that `make bench` runs in release mode "
+      "(`cargo bench -p lockhier-core --bench plan_timing`): the pure Rust planner "
       "(`Plan::of`) and key function, ids varied per call, best and median of 7 rounds of 200,000 "
       "calls. It fails if a field plan costs 1 µs or more.")
     w("")

@@ -14,8 +14,6 @@ pub mod key;
 pub mod lease;
 pub mod lockmode;
 pub mod plan;
-#[cfg(test)]
-mod plan_timing;
 pub mod request;
 pub mod row_mode;
 pub mod scope;

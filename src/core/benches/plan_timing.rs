@@ -1,20 +1,19 @@
 //! Plain-timing micro-benchmark of the pure planner and key function (no server, no Criterion).
 //!
-//! `#[ignore]`d so that `make test` skips it; `scripts/bench.sh` runs it in release mode:
+//! A bench target without a harness, so `make test` never builds or skips it; `make bench`
+//! (`scripts/bench.sh`) runs it in release mode:
 //!
 //! ```text
-//! cargo test --release -p lockhier-core plan_timing -- --ignored --nocapture --test-threads=1
+//! cargo bench -p lockhier-core --bench plan_timing
 //! ```
 //!
 //! Each figure is the best of several rounds of many operations (the minimum is the least
 //! disturbed by other work on the machine), with ids varied per operation so nothing is
 //! computed once and reused. Lines starting with `plan_timing:` are what `bench.sh` collects.
 
-use crate::class::Classes;
-use crate::key::{KeyKind, Target};
-use crate::plan::Plan;
-use crate::request::{Mode, Request};
-use crate::scope::Node;
+use lockhier_core::key::{KeyKind, Target};
+use lockhier_core::plan::Plan;
+use lockhier_core::{Classes, Mode, Node, Request};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -59,18 +58,13 @@ fn checksum(plan: &Plan) -> i64 {
     plan.steps().iter().fold(plan.steps().len() as i64, |acc, s| acc.wrapping_add(s.key))
 }
 
-#[test]
-#[ignore = "timing, run by scripts/bench.sh in release mode"]
-fn plan_timing() {
+fn main() {
     let update = Classes::parse_one("field__update").unwrap();
     let update_name = update.names()[0];
     let import = Classes::parse_many(
         ["field__deletion", "field__type_update", "field__incompatible_update"].map(Some),
     )
     .unwrap();
-
-    // libtest has printed "test plan_timing::plan_timing ... " without a newline: end that line.
-    println!();
 
     // Sanity: the shapes timed are the ones the design describes.
     let sample = Request { node: Node::field(7, 12, 99), classes: update.clone(), mode: Mode::Exclusive };
