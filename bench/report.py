@@ -425,7 +425,8 @@ def main():
       f"{int(machine.get('duration_s', 0)) // 60} min in all.")
     w("")
     w("`make bench` takes about 18 minutes on 2 cores (11 for the pgbench rounds and the conflict path, "
-      "3 for leases, about 1 per PostgreSQL major), plus about 2 minutes per major whose release build of lockhier is out of date (the first run builds all four). It "
+      "3 for leases, about 1 per PostgreSQL major), plus about 2 minutes per major whose release build "
+      "of lockhier is out of date (the first run builds all four). It "
       "installs what it needs (`scripts/setup.sh` installs PostgreSQL 15 to 18; `LOCKHIER_PG_VERSIONS` "
       "picks which, and a major left out is reported as skipped) and the release build of lockhier into "
       "each major where the "

@@ -1,7 +1,7 @@
 //! Plain-timing micro-benchmark of the pure planner and key function (no server, no Criterion).
 //!
-//! A bench target without a harness, so `make test` never builds or skips it; `make bench`
-//! (`scripts/bench.sh`) runs it in release mode:
+//! A bench target without a harness, so `make test` never runs it (clippy only checks it) and
+//! reports nothing skipped; `make bench` (`scripts/bench.sh`) runs it in release mode:
 //!
 //! ```text
 //! cargo bench -p lockhier-core --bench plan_timing
