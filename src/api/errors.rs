@@ -67,6 +67,7 @@ pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
         JournalFailed(_) => PgSqlErrorCode::ERRCODE_IO_ERROR,
         LockTableFull => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         KeeperFailed(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        ExtensionHasLeases(_) | RoleHasLeases { .. } => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
     }
 }
 
@@ -75,6 +76,9 @@ pub fn detail(error: &LockhierError) -> Option<String> {
         LockhierError::Conflict(conflict) => Some(conflict_detail(conflict)),
         LockhierError::RowConflict(conflict) => Some(row_conflict_detail(conflict)),
         LockhierError::TableLocked(locked) => Some(table_locked_detail(locked)),
+        LockhierError::ExtensionHasLeases(held) | LockhierError::RoleHasLeases { held, .. } => {
+            Some(held.to_string())
+        }
         _ => None,
     }
 }
@@ -103,14 +107,21 @@ pub fn hint(error: &LockhierError) -> Option<String> {
             "Add lockhier to shared_preload_libraries in postgresql.conf and restart the server; every other lockhier function works without it."
         }
         LeasesInRecovery => "Take leases on the primary.",
-        KeeperNotRunning | LeasesNotRestored => {
+        KeeperNotRunning => {
             "The lease keeper is a background worker started with the server: see the server log for why it is not running."
+        }
+        LeasesNotRestored => {
+            "The lease keeper is holding again the leases it held before it restarted; retry in a moment, and see the server log if this lasts."
         }
         TooManyLeases(_) => "Release leases that are no longer needed, or raise lockhier.max_leases (it needs a restart).",
         LeasePermission { .. } => {
             "A lease is renewed, released and validated by the role that took it, its members, or a superuser."
         }
         LockTableFull => "You might need to increase max_locks_per_transaction.",
+        ExtensionHasLeases(_) => "Release them first (lockhier.release_leases(owner)), or wait for them to expire.",
+        RoleHasLeases { .. } => {
+            "Release them first (lockhier.release_leases(owner) in their database, as that role or a superuser), or wait for them to expire."
+        }
         NullIdsElement => "Leave the NULLs out: a NULL id matches no row.",
         NotATable { kind: "a view", .. } => "Lock the rows of the tables the view reads.",
         NotATable { .. } => "Pass a table or a partitioned table.",
@@ -284,5 +295,27 @@ mod tests {
             UnknownMode("Shared".into()).to_string(),
             "unknown lock mode \"Shared\": expected share or exclusive"
         );
+    }
+
+    #[test]
+    fn drops_refused_for_leases_say_which_and_what_to_do() {
+        use lockhier_core::lease::in_use::{HeldLease, HeldLeases};
+        let held = || {
+            Box::new(HeldLeases {
+                count: 1,
+                named: vec![HeldLease { token: 7, owner: "nightly".into(), database: Some("app".into()) }],
+            })
+        };
+        for error in [
+            LockhierError::ExtensionHasLeases(held()),
+            LockhierError::RoleHasLeases { role: "alice".into(), held: held() },
+        ] {
+            assert_eq!(sqlstate(&error), PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST, "{error}");
+            assert_eq!(detail(&error).unwrap(), "Held: lease 7 of owner \"nightly\" in database \"app\".");
+            assert!(
+                hint(&error).unwrap().starts_with("Release them first (lockhier.release_leases(owner)"),
+                "{error}"
+            );
+        }
     }
 }

@@ -6,7 +6,8 @@
 
 use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
 use super::errors::{self, or_report};
-use crate::engine::{lease_table, leases};
+use crate::engine::{drop_guard, lease_table, leases};
+use lockhier_core::lease::in_use::Dropping;
 use lockhier_core::lease::{ttl_from_micros, Owner};
 use lockhier_core::request::required;
 use lockhier_core::Request;
@@ -35,7 +36,24 @@ pub fn init() {
         pgrx::GucContext::Postmaster,
         pgrx::GucFlags::default(),
     );
+    pgrx::GucRegistry::define_int_guc(
+        c"lockhier.fence_timeout",
+        c"How long past its expiry a lease may be kept by a transaction that validated it.",
+        c"Past the lease's expiry plus this, the lease keeper terminates the backends whose open transactions validated the lease (lease_valid), and the lease expires.",
+        &crate::engine::keeper::FENCE_TIMEOUT,
+        1,
+        24 * 60 * 60,
+        pgrx::GucContext::Sighup,
+        pgrx::GucFlags::UNIT_S,
+    );
     leases::install(MAX_LEASES.get() as usize);
+    drop_guard::install(refuse_drop);
+}
+
+/// Called as lockhier or a role is about to be dropped: raises the refusal when leases are in
+/// the way (`DROP EXTENSION`, `DROP ROLE`; see `docs/leases.md`).
+fn refuse_drop(dropping: Dropping) {
+    or_report(drop_guard::check(dropping));
 }
 
 fn owner(owner: Option<&str>) -> Parsed<Owner> {
@@ -170,7 +188,8 @@ fn lease_valid(token: Option<i64>) -> bool {
     or_report(leases::valid(self::token(token)))
 }
 
-/// The rows of the `leases` view: the leases of this database.
+/// The rows of the `leases` view: the leases of this database. `held` is false for a lease of
+/// the journal the keeper could not take again after a restart and waits to hold (docs/leases.md).
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_restricted)]
 fn lease_list() -> TableIterator<
@@ -185,6 +204,7 @@ fn lease_list() -> TableIterator<
         name!(renewed_at, Option<TimestampWithTimeZone>),
         name!(expires_at, Option<TimestampWithTimeZone>),
         name!(taken_by, Option<String>),
+        name!(held, bool),
     ),
 > {
     let at = |t: i64| TimestampWithTimeZone::try_from(t).ok();
@@ -204,6 +224,7 @@ fn lease_list() -> TableIterator<
             at(lease.renewed_at),
             at(lease.expires_at),
             leases::role_name(lease.role),
+            lease.held,
         )
     }))
 }

@@ -3,6 +3,7 @@
 
 use crate::class::{ClassProblem, MAX_CLASSES};
 use crate::holder::{Blocker, Process};
+use crate::lease::in_use::HeldLeases;
 use crate::lease::{OwnerProblem, MAX_TTL};
 use crate::request::{Mode, Request};
 use crate::row_mode::RowMode;
@@ -108,6 +109,12 @@ pub enum LockhierError {
 
     #[error("lockhier's lease keeper failed: {0}")]
     KeeperFailed(String),
+
+    #[error("cannot drop extension lockhier: {} in this database", .0.are_held())]
+    ExtensionHasLeases(Box<HeldLeases>),
+
+    #[error("cannot drop role \"{role}\": it holds {}", .held.lockhier_leases())]
+    RoleHasLeases { role: String, held: Box<HeldLeases> },
 }
 
 /// Rows that could not be locked because the table (or one of its partitions) is locked in a

@@ -7,7 +7,7 @@ use crate::error::LockhierError;
 use crate::request::{Mode, Request};
 use crate::scope::Node;
 use crate::text::shown;
-use std::fmt;
+use std::fmt::{self, Write};
 use std::time::Duration;
 
 /// The longest owner name, in bytes.
@@ -16,8 +16,10 @@ pub const MAX_OWNER_LEN: usize = 200;
 /// The longest ttl a lease may be taken or renewed for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Who holds a lease: a name of 1 to 200 bytes with no control characters, compared exactly.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Who holds a lease: a name of 1 to 200 bytes, compared exactly, that shows as what it is
+/// (see [`Owner::parse`]): leases are listed by owner in the `leases` view and named by owner in
+/// errors, where an invisible character could make one owner pass for another.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Owner {
     len: u8,
     bytes: [u8; MAX_OWNER_LEN],
@@ -29,21 +31,93 @@ pub enum OwnerProblem {
     Empty,
     TooLong,
     ControlCharacter,
+    /// A character that is invisible or changes how the text around it is shown: a
+    /// bidirectional control, a zero-width character, a line or paragraph separator.
+    Invisible(char),
+    /// Only white space.
+    Blank,
+    /// White space at the start or the end.
+    EdgeSpace,
 }
 
 impl fmt::Display for OwnerProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OwnerProblem::Empty => "it is empty",
-            OwnerProblem::TooLong => "it is longer than 200 bytes",
-            OwnerProblem::ControlCharacter => "it contains a control character",
-        })
+        match self {
+            OwnerProblem::Empty => f.write_str("it is empty"),
+            OwnerProblem::TooLong => f.write_str("it is longer than 200 bytes"),
+            OwnerProblem::ControlCharacter => f.write_str("it contains a control character"),
+            OwnerProblem::Invisible(c) => {
+                write!(
+                    f,
+                    "it contains U+{:04X}, {}",
+                    *c as u32,
+                    invisible_kind(*c).unwrap_or("an invisible character")
+                )
+            }
+            OwnerProblem::Blank => f.write_str("it is blank"),
+            OwnerProblem::EdgeSpace => f.write_str("it starts or ends with white space"),
+        }
     }
 }
 
+/// The characters an owner name must not contain besides control characters: each is invisible,
+/// or changes how the text around it is shown, so that one name could pass for another in the
+/// `leases` view and in error messages (`"job-1\u{202E}2-boj"` shows as `"job-1job-2"`).
+/// `None` for every other character.
+pub fn invisible_kind(c: char) -> Option<&'static str> {
+    match c {
+        // Bidirectional embeddings, overrides, isolates and marks.
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => {
+            Some("a bidirectional control character")
+        }
+        // Zero width space, non-joiner and joiner; word joiner; zero width no-break space (BOM).
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => Some("a zero-width character"),
+        '\u{2028}' | '\u{2029}' => Some("a line or paragraph separator"),
+        _ => None,
+    }
+}
+
+/// `raw` as an error message quotes it: cut short as [`shown`] does, with each control or
+/// invisible character written as its escape (`\u202E`, as in an `E''` string), so the message
+/// shows what was passed instead of being reordered or cut by it.
+pub fn shown_owner(raw: &str) -> String {
+    let mut quoted = String::new();
+    for c in shown(raw).chars() {
+        if c.is_control() || invisible_kind(c).is_some() {
+            let _ = write!(quoted, "\\u{:04X}", c as u32);
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted
+}
+
 impl Owner {
+    /// An owner name as a lease function takes it: 1 to 200 bytes; no control characters; none
+    /// of the invisible characters of [`invisible_kind`] (bidirectional controls, zero-width
+    /// characters, line and paragraph separators); not blank, and no white space at either end
+    /// (`"job "` would pass for `"job"`). Anything else is kept as written: punctuation, inner
+    /// spaces, every script, emoji.
     pub fn parse(raw: &str) -> Result<Owner, LockhierError> {
-        let invalid = |reason| LockhierError::InvalidOwner { owner: shown(raw), reason };
+        let owner = Owner::stored(raw)?;
+        let invalid = |reason| LockhierError::InvalidOwner { owner: shown_owner(raw), reason };
+        if let Some(c) = raw.chars().find(|&c| invisible_kind(c).is_some()) {
+            return Err(invalid(OwnerProblem::Invisible(c)));
+        }
+        if raw.chars().all(char::is_whitespace) {
+            return Err(invalid(OwnerProblem::Blank));
+        }
+        if raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace) {
+            return Err(invalid(OwnerProblem::EdgeSpace));
+        }
+        Ok(owner)
+    }
+
+    /// An owner name as the journal keeps it: the rule of lockhier 0.2.0 (1 to 200 bytes, no
+    /// control characters), so that a lease taken before [`Owner::parse`] refused invisible
+    /// characters and white space at the edges is still held again after an upgrade.
+    pub fn stored(raw: &str) -> Result<Owner, LockhierError> {
+        let invalid = |reason| LockhierError::InvalidOwner { owner: shown_owner(raw), reason };
         if raw.is_empty() {
             return Err(invalid(OwnerProblem::Empty));
         }
@@ -134,6 +208,12 @@ pub struct Lease {
     pub acquired_at: Timestamp,
     pub renewed_at: Timestamp,
     pub expires_at: Timestamp,
+    /// Whether the keeper holds its locks. False only for a lease of the journal that could not
+    /// be taken again after a restart (another session holds one of its locks, or the lock
+    /// table is full): it is still a promise, so conflicting leases are refused, and the keeper
+    /// takes its locks as soon as they are free, until it expires; `lease_valid` says false
+    /// meanwhile.
+    pub held: bool,
 }
 
 /// What the keeper decides for a lease request from the leases it holds, before it touches
@@ -194,15 +274,14 @@ pub enum Ask {
         token: i64,
         ttl: Option<Duration>,
     },
-    /// The asker holds the lease's fence in exclusive mode: no transaction has validated it.
+    /// `fenced`: the asker holds the lease's fence in exclusive mode, so no transaction has
+    /// validated it. Otherwise (the asker could not take the fence: the lock table is full) the
+    /// keeper takes it without waiting, on the hold it keeps from the grant, and answers
+    /// `Fenced` when a validating transaction is still open.
     Release {
         database: u32,
         token: i64,
-    },
-    /// The database was dropped: its leases guard nothing any more, and nobody could reach
-    /// them to release them. Answered with `Released`.
-    ForgetDatabase {
-        database: u32,
+        fenced: bool,
     },
 }
 
@@ -218,6 +297,8 @@ pub enum Answer {
     Renewed(Option<Timestamp>),
     /// Whether the lease was held.
     Released(bool),
+    /// Not released: a transaction that validated the lease is still open (ask again later).
+    Fenced,
     Failed(Failure),
 }
 
@@ -260,6 +341,8 @@ impl fmt::Debug for ShortText {
     }
 }
 
+pub mod in_use;
+pub mod index;
 pub mod journal;
 
 #[cfg(test)]
@@ -286,6 +369,7 @@ mod tests {
             acquired_at: 1_000,
             renewed_at: 1_000,
             expires_at: 121_000_000,
+            held: true,
         }
     }
 
@@ -302,6 +386,146 @@ mod tests {
         assert_eq!(problem(&"é".repeat(101)), OwnerProblem::TooLong, "bytes, not characters");
         assert_eq!(problem("job\n2"), OwnerProblem::ControlCharacter);
         assert_ne!(Owner::parse("Job").unwrap(), Owner::parse("job").unwrap(), "compared exactly");
+    }
+
+    /// Every character an owner name may not contain besides control characters, by name.
+    const INVISIBLE: &[(char, &str)] = &[
+        ('\u{061C}', "ARABIC LETTER MARK"),
+        ('\u{200B}', "ZERO WIDTH SPACE"),
+        ('\u{200C}', "ZERO WIDTH NON-JOINER"),
+        ('\u{200D}', "ZERO WIDTH JOINER"),
+        ('\u{200E}', "LEFT-TO-RIGHT MARK"),
+        ('\u{200F}', "RIGHT-TO-LEFT MARK"),
+        ('\u{2028}', "LINE SEPARATOR"),
+        ('\u{2029}', "PARAGRAPH SEPARATOR"),
+        ('\u{202A}', "LEFT-TO-RIGHT EMBEDDING"),
+        ('\u{202B}', "RIGHT-TO-LEFT EMBEDDING"),
+        ('\u{202C}', "POP DIRECTIONAL FORMATTING"),
+        ('\u{202D}', "LEFT-TO-RIGHT OVERRIDE"),
+        ('\u{202E}', "RIGHT-TO-LEFT OVERRIDE"),
+        ('\u{2060}', "WORD JOINER"),
+        ('\u{2066}', "LEFT-TO-RIGHT ISOLATE"),
+        ('\u{2067}', "RIGHT-TO-LEFT ISOLATE"),
+        ('\u{2068}', "FIRST STRONG ISOLATE"),
+        ('\u{2069}', "POP DIRECTIONAL ISOLATE"),
+        ('\u{FEFF}', "ZERO WIDTH NO-BREAK SPACE"),
+    ];
+
+    fn problem_of(raw: &str) -> Option<OwnerProblem> {
+        match Owner::parse(raw) {
+            Ok(owner) => {
+                assert_eq!(owner.as_str(), raw, "kept as written");
+                None
+            }
+            Err(LockhierError::InvalidOwner { reason, .. }) => Some(reason),
+            Err(other) => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn owners_with_invisible_characters_are_refused() {
+        for &(c, name) in INVISIBLE {
+            assert!(invisible_kind(c).is_some(), "{name}");
+            for raw in [
+                format!("job{c}1"),
+                format!("{c}job"),
+                format!("job{c}"),
+                c.to_string(),
+                c.to_string().repeat(3),
+            ] {
+                assert_eq!(problem_of(&raw), Some(OwnerProblem::Invisible(c)), "{name} in {raw:?}");
+            }
+            // The first one found is named, wherever the others are.
+            assert_eq!(problem_of(&format!("a{c}b\u{200B}")), Some(OwnerProblem::Invisible(c)), "{name}");
+        }
+        let message = |raw: &str| Owner::parse(raw).unwrap_err().to_string();
+        assert_eq!(
+            message("job-1\u{202E}2-boj"),
+            "invalid lease owner \"job-1\\u202E2-boj\": it contains U+202E, a bidirectional control character"
+        );
+        assert_eq!(
+            message("a\u{200D}b"),
+            "invalid lease owner \"a\\u200Db\": it contains U+200D, a zero-width character"
+        );
+        assert_eq!(
+            message("a\u{2028}b"),
+            "invalid lease owner \"a\\u2028b\": it contains U+2028, a line or paragraph separator"
+        );
+        // A control character is shown escaped too: the message is one line, as it was passed.
+        assert_eq!(message("job\n2"), "invalid lease owner \"job\\u000A2\": it contains a control character");
+    }
+
+    /// Every character there is, inside a name: refused exactly when it is a control character
+    /// or one of `INVISIBLE`.
+    #[test]
+    fn every_character_is_judged_by_the_rule() {
+        let mut refused_invisible = Vec::new();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            match problem_of(&format!("a{c}b")) {
+                None => assert!(!c.is_control() && invisible_kind(c).is_none(), "U+{:04X}", c as u32),
+                Some(OwnerProblem::ControlCharacter) => assert!(c.is_control(), "U+{:04X}", c as u32),
+                Some(OwnerProblem::Invisible(found)) => {
+                    assert_eq!(found, c);
+                    refused_invisible.push(c);
+                }
+                Some(other) => panic!("U+{:04X}: {other:?}", c as u32),
+            }
+        }
+        let listed: Vec<char> = INVISIBLE.iter().map(|&(c, _)| c).collect();
+        assert_eq!(refused_invisible, listed);
+    }
+
+    #[test]
+    fn owners_with_white_space_at_an_edge_are_refused() {
+        for blank in [" ", "  ", "\u{00A0}", "\u{3000}", " \u{2003} "] {
+            assert_eq!(problem_of(blank), Some(OwnerProblem::Blank), "{blank:?}");
+        }
+        for edge in [" job", "job ", " job ", "\u{00A0}job", "job\u{3000}", "\u{2003}импорт"] {
+            assert_eq!(problem_of(edge), Some(OwnerProblem::EdgeSpace), "{edge:?}");
+        }
+        // Control characters that are white space are refused as control characters.
+        assert_eq!(problem_of("\t"), Some(OwnerProblem::ControlCharacter));
+        assert_eq!(problem_of("job\t"), Some(OwnerProblem::ControlCharacter));
+        assert_eq!(Owner::parse(" ").unwrap_err().to_string(), "invalid lease owner \" \": it is blank");
+        assert_eq!(
+            Owner::parse("job ").unwrap_err().to_string(),
+            "invalid lease owner \"job \": it starts or ends with white space"
+        );
+    }
+
+    #[test]
+    fn owners_people_name_are_kept() {
+        for name in [
+            "csv-import #55",
+            "импорт",
+            "導入",
+            "インポート 7",
+            "استيراد",
+            "ייבוא",
+            "🔒 backup",
+            "nightly 🌙",
+            "job\u{00A0}1",
+            "a  b",
+            "x",
+            "!",
+            "\\u202E",
+        ] {
+            assert_eq!(problem_of(name), None, "{name:?}");
+        }
+        assert_eq!(problem_of(&"導".repeat(66)), None, "198 bytes");
+        assert_eq!(problem_of(&"導".repeat(67)), Some(OwnerProblem::TooLong), "201 bytes");
+    }
+
+    #[test]
+    fn the_journal_reads_back_what_earlier_versions_took() {
+        for old in [" ", "job ", "a\u{202E}b", "\u{200B}"] {
+            assert!(Owner::parse(old).is_err(), "{old:?}");
+            assert_eq!(Owner::stored(old).unwrap().as_str(), old);
+        }
+        for bad in ["", "a\nb"] {
+            assert!(Owner::stored(bad).is_err(), "{bad:?}");
+        }
+        assert!(Owner::stored(&"x".repeat(201)).is_err());
     }
 
     #[test]

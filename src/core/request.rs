@@ -93,6 +93,14 @@ pub enum Wait {
 }
 
 impl Wait {
+    /// What is left of this wait once `elapsed` of it has been spent.
+    pub fn left_after(self, elapsed: std::time::Duration) -> Wait {
+        match self {
+            Wait::UpTo(limit) => Wait::UpTo(limit.saturating_sub(elapsed)),
+            other => other,
+        }
+    }
+
     /// `micros` is the interval's length (months count 30 days, days 24 hours, as
     /// `EXTRACT(EPOCH ...)` does); `None` is SQL NULL. `shown` is the interval as the user wrote it.
     pub fn from_micros(micros: Option<i128>, shown: impl FnOnce() -> String) -> Result<Wait, LockhierError> {

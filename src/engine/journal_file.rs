@@ -1,7 +1,13 @@
 //! The lease journal on disk: `lockhier/leases.journal` in the data directory (every server
-//! process runs there). Only the keeper writes it; each record is flushed (`fdatasync`) before
-//! the keeper answers, so a lease granted is a lease kept. Compaction writes a fresh file,
-//! flushes it and renames it over the old one, then flushes the directory.
+//! process runs there). Only the keeper writes it; the records of a turn are written with one
+//! write and flushed (`fdatasync`) before the keeper answers, so a lease granted is a lease kept.
+//! Compaction writes a fresh file, flushes it and renames it over the old one, then flushes the
+//! directory.
+//!
+//! The file is kept longer than its records, zero-filled ahead of them (as PostgreSQL fills a
+//! WAL segment before using it): a record then overwrites zeros without changing the file's
+//! size, and its `fdatasync` flushes only the data, not the inode. The records end at the first
+//! zero byte. The room is made again off the request path, when less than a quarter is left.
 //!
 //! Flushes follow the server's `fsync` setting: with `fsync = off` (data may be lost in a
 //! crash, by the administrator's choice) the journal is written but not flushed, as the
@@ -16,10 +22,15 @@ use lockhier_core::lease::journal::{self, Origin, Record, Replayed};
 use lockhier_core::lease::{Lease, Timestamp};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 
 const DIRECTORY: &str = "lockhier";
 const PATH: &str = "lockhier/leases.journal";
 const FRESH: &str = "lockhier/leases.journal.new";
+
+/// Zeros kept ahead of the records.
+const ROOM: u64 = 1 << 20;
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 pub struct JournalFile {
     file: File,
@@ -27,10 +38,18 @@ pub struct JournalFile {
     records: usize,
     /// Bytes of whole, flushed records: where the next record starts.
     len: u64,
+    /// The file's size: zeros from `len` to here.
+    allocated: u64,
     /// A write, flush or compaction failed: the file must be repaired before the next record.
     broken: bool,
     /// Flush to disk (the server's `fsync` setting).
     durable: bool,
+}
+
+/// The records of a journal's bytes: everything before the first zero byte.
+fn records_text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 impl JournalFile {
@@ -38,40 +57,52 @@ impl JournalFile {
     /// off, so the next record starts on a line of its own.
     pub fn open(durable: bool) -> io::Result<(JournalFile, Replayed)> {
         fs::create_dir_all(DIRECTORY)?;
-        let text = match fs::read(PATH) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        let bytes = match fs::read(PATH) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
+        let text = records_text(&bytes);
         let replayed = journal::replay(&text);
-        let file = OpenOptions::new().create(true).append(true).open(PATH)?;
-        let journal = JournalFile {
+        let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(PATH)?;
+        let mut journal = JournalFile {
             file,
             records: replayed.records,
             len: replayed.good_len as u64,
+            allocated: bytes.len() as u64,
             broken: false,
             durable,
         };
         if replayed.good_len < text.len() {
+            // A torn last record: zeros over it, so the records end before it.
             journal.file.set_len(journal.len)?;
-            journal.flush(&journal.file)?;
+            journal.allocated = journal.len;
         }
+        // A full disk does not keep the keeper from starting: the room is made again later.
+        let _ = journal.make_room();
         // The journal and its directory must survive a power loss as much as its records do.
         journal.flush_directory(DIRECTORY)?;
         journal.flush_directory(".")?;
         Ok((journal, replayed))
     }
 
-    /// Add a record and flush it to disk.
-    pub fn append(&mut self, record: &Record) -> io::Result<()> {
+    /// Add records with one write and one flush: a turn of the keeper writes all its records
+    /// at once (group commit). Nothing of them counts unless the flush succeeded.
+    pub fn append_all(&mut self, records: &[Record]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         if self.broken {
             self.repair()?;
         }
-        let line = journal::line(record);
-        match self.file.write_all(line.as_bytes()).and_then(|()| self.flush(&self.file)) {
+        let lines: String = records.iter().map(journal::line).collect();
+        let written =
+            self.file.write_all_at(lines.as_bytes(), self.len).and_then(|()| self.flush(&self.file));
+        match written {
             Ok(()) => {
-                self.len += line.len() as u64;
-                self.records += 1;
+                self.len += lines.len() as u64;
+                self.allocated = self.allocated.max(self.len);
+                self.records += records.len();
                 Ok(())
             }
             Err(e) => {
@@ -82,20 +113,46 @@ impl JournalFile {
         }
     }
 
+    /// Zero-fill the file ahead of its records when less than a quarter of the room is left.
+    /// Called when the keeper has nothing else to do (and when the journal is opened).
+    pub fn make_room(&mut self) -> io::Result<()> {
+        if self.broken || self.allocated >= self.len + ROOM / 4 {
+            return Ok(());
+        }
+        let target = self.len + ROOM;
+        let mut at = self.allocated.max(self.len);
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        // The size changed: a full flush, once per ROOM of records.
+        if self.durable {
+            self.file.sync_all()?;
+        }
+        self.allocated = target;
+        Ok(())
+    }
+
     /// Cut the file at `PATH` back to its whole, flushed records and flush that.
     fn repair(&mut self) -> io::Result<()> {
-        let file = OpenOptions::new().append(true).open(PATH)?;
+        let file = OpenOptions::new().read(true).write(true).open(PATH)?;
         file.set_len(self.len)?;
-        self.flush(&file)?;
+        if self.durable {
+            file.sync_all()?;
+        }
         self.flush_directory(DIRECTORY)?;
         self.file = file;
+        self.allocated = self.len;
         self.broken = false;
         Ok(())
     }
 
+    /// The records' bytes only: the file's size does not change while there is room, so this
+    /// flushes no inode.
     fn flush(&self, file: &File) -> io::Result<()> {
         if self.durable {
-            file.sync_all()?;
+            file.sync_data()?;
         }
         Ok(())
     }
@@ -122,13 +179,16 @@ impl JournalFile {
         let text = journal::snapshot(origin, leases, next_token);
         let mut fresh = File::create(FRESH)?;
         fresh.write_all(text.as_bytes())?;
-        self.flush(&fresh)?;
+        if self.durable {
+            fresh.sync_all()?;
+        }
         fs::rename(FRESH, PATH)?;
         // From here the journal is the fresh file, whatever fails next.
         self.len = text.len() as u64;
         self.records = text.lines().count();
         self.broken = true;
-        self.repair()
+        self.repair()?;
+        self.make_room()
     }
 }
 
@@ -137,9 +197,7 @@ impl JournalFile {
 /// waits for a restore when there is nothing to restore.
 pub fn holds_live_leases(now: Timestamp) -> bool {
     match fs::read(PATH) {
-        Ok(bytes) => {
-            journal::replay(&String::from_utf8_lossy(&bytes)).leases.values().any(|l| l.expires_at > now)
-        }
+        Ok(bytes) => journal::replay(&records_text(&bytes)).leases.values().any(|l| l.expires_at > now),
         // Missing: no lease was ever granted here. Unreadable: the keeper must look.
         Err(e) => e.kind() != io::ErrorKind::NotFound,
     }

@@ -1,23 +1,33 @@
 //! The lease keeper: holds every lease as session locks (see `docs/leases.md`). It restores
-//! the leases of its journal when it starts, then answers backends' questions (grant, renew,
-//! release) one at a time and releases each lease when its ttl runs out.
+//! the leases of its journal when it starts, then works in turns: it takes every question
+//! waiting, decides them in order, writes their journal records with one flush (group commit),
+//! answers them all, and releases each lease whose ttl has run out.
+//!
+//! Nothing it catches ends it (its exit would let go of every lease), and each turn runs in a
+//! memory context emptied afterwards, so that an error caught leaves nothing behind. Releases
+//! and expiries need neither a new lock-table entry nor the journal: they happen on a full lock
+//! table and a full disk.
 
+mod held;
 mod locks;
 mod restore;
 
 use super::journal_file::JournalFile;
-use crate::pg::keeper_process;
+use crate::pg::clock;
+use crate::pg::keeper_process::{self, TurnMemory};
 use crate::pg::lockmgr::{self, Fence, Hold};
-use crate::pg::{clock, shmem};
-use lockhier_core::lease::journal::{Granted, Origin, Record};
+use crate::pg::shmem::{self, Taken};
+use held::Held;
+use lockhier_core::lease::journal::{Granted, Origin, Record, TokenCounter};
 use lockhier_core::lease::{
-    self, Answer, Ask, Decision, Failure, FixedRequest, Lease, Owner, ShortText, Timestamp,
+    Answer, Ask, Decision, Failure, FixedRequest, Lease, Owner, ShortText, Timestamp,
 };
 use locks::Taking;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
+use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The longest the keeper sleeps; it wakes earlier for an expiry or a question.
 const LONGEST_SLEEP: Duration = Duration::from_secs(1);
@@ -25,15 +35,43 @@ const LONGEST_SLEEP: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_millis(100);
 /// Compact the journal once it has this many records and four times more than leases held.
 const COMPACT_AFTER: usize = 1000;
+/// The same warning is logged at most this often, however often its cause recurs.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// `lockhier.fence_timeout`: how long past its expiry a lease may be kept by a transaction
+/// that validated it before the keeper terminates that transaction's backend.
+pub static FENCE_TIMEOUT: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(300);
 
 struct Keeper {
     area: &'static shmem::Area,
+    /// The leases held, with the keeper's indexes of them.
+    held: Held,
     journal: JournalFile,
     /// The server history the journal's leases belong to.
     origin: Origin,
-    next_token: i64,
+    /// Tokens only grow, across restarts and server histories (`lockhier_core::lease::journal`).
+    tokens: TokenCounter,
     /// An expired lease is still fenced by a validating transaction: look again soon.
     retry_expiry: bool,
+    /// Records of the keeper's start not written yet (a full disk): written before any other.
+    preamble: Vec<Record>,
+    /// When each kind of warning was last logged.
+    warned: HashMap<&'static str, Instant>,
+    /// Some leases of the journal are not held again yet (see `restore`): try again soon.
+    waiting: bool,
+    /// Leases whose wait to be held again was logged.
+    waiting_logged: BTreeSet<i64>,
+}
+
+/// What a question came to before the turn's records are flushed.
+enum Decided {
+    /// Answered whatever the flush does (a refusal, a failure, a release: releases are made
+    /// even when their record cannot be written).
+    Final(Answer),
+    /// A new lease, taken and listed: answered once its record is on disk, undone otherwise.
+    Granted(Box<Lease>),
+    /// A renewal (or a re-entrant grant, `granted`), made once its record is on disk.
+    Extended { token: i64, renewed_at: Timestamp, expires_at: Timestamp, granted: bool },
 }
 
 /// The keeper process's life; registered with `pg::keeper_process`.
@@ -49,8 +87,13 @@ pub fn run() {
     for problem in &replayed.problems {
         keeper_process::log(&format!("lockhier lease journal: damaged record skipped ({problem})"), true);
     }
+    for superseded in &replayed.superseded {
+        keeper_process::log(&format!("lockhier lease journal: {superseded}; it is not held again"), true);
+    }
     let here = keeper_process::origin();
     let leases = replayed.leases_for(here);
+    let mut tokens = replayed.token_counter(here);
+    let mut first = Vec::new();
     if replayed.origin != Some(here) {
         if !replayed.leases.is_empty() {
             keeper_process::log(
@@ -61,21 +104,43 @@ pub fn run() {
                 false,
             );
         }
-        if let Err(e) = journal.append(&Record::Origin(here)) {
-            keeper_process::log(&format!("lockhier cannot write its lease journal: {e}"), true);
-            return;
-        }
+        first.push(Record::Origin(here));
     }
-    let mut keeper =
-        Keeper { area, journal, origin: here, next_token: replayed.next_token, retry_expiry: false };
+    // The counter starts above what the journal proves (a new timeline's floor, a damaged last
+    // line): say so on disk before the first answer. On a full disk the keeper starts all the
+    // same (releases and expiries need no journal); these records go with the next ones written.
+    first.extend(tokens.reservation());
+    let preamble = match journal.append_all(&first) {
+        Ok(()) => {
+            first.iter().for_each(|record| tokens.journaled(record));
+            Vec::new()
+        }
+        Err(e) => {
+            keeper_process::log(&format!("lockhier cannot write its lease journal: {e}"), true);
+            first
+        }
+    };
+    let mut keeper = Keeper {
+        area,
+        held: Held::new(area),
+        journal,
+        origin: here,
+        tokens,
+        preamble,
+        retry_expiry: false,
+        warned: HashMap::new(),
+        waiting: false,
+        waiting_logged: BTreeSet::new(),
+    };
     area.announce_keeper();
-    if !keeper.restore(leases) {
+    area.free_abandoned();
+    let mut memory = TurnMemory::new();
+    if !memory.turn(|| keeper.restore(leases)) {
         return;
     }
     // Questions asked during the restore are answered at once, not after the first sleep.
     loop {
-        area.answer_all(|ask| keeper.answer(ask));
-        keeper.housekeeping();
+        memory.turn(|| keeper.turn());
         if !keeper_process::wait(keeper.sleep()) {
             return;
         }
@@ -83,49 +148,111 @@ pub fn run() {
 }
 
 impl Keeper {
+    fn turn(&mut self) {
+        let questions = self.area.take_questions();
+        let dropped = self.area.take_dropped();
+        if !questions.is_empty() || !dropped.is_empty() {
+            self.answer_all(questions, dropped);
+        }
+        self.housekeeping();
+    }
+
     /// Until the next expiry, at most a second.
     fn sleep(&self) -> Duration {
-        if self.retry_expiry {
+        if self.retry_expiry || self.waiting {
             return RETRY;
         }
         let now = clock::now();
-        let next = self.area.read(|leases| leases.iter().map(|l| l.expires_at).min());
-        match next {
+        match self.held.next_expiry() {
             Some(at) if at <= now => Duration::ZERO,
             Some(at) => Duration::from_micros((at - now) as u64).min(LONGEST_SLEEP),
             None => LONGEST_SLEEP,
         }
     }
 
-    fn answer(&mut self, ask: Ask) -> Answer {
-        let answered = PgTryBuilder::new(AssertUnwindSafe(|| match ask {
-            Ask::Grant { database, owner, request, role, ttl } => {
-                self.grant(database, owner, request, role, ttl)
+    /// Decide every question in order, flush their records once, then answer them all.
+    fn answer_all(&mut self, questions: Vec<Taken>, dropped: Vec<u32>) {
+        let mut records = Vec::new();
+        let decided: Vec<(Taken, Decided)> = questions
+            .into_iter()
+            .map(|taken| {
+                let decided = self.decide(taken.ask, &mut records);
+                (taken, decided)
+            })
+            .collect();
+        for database in dropped {
+            self.forget_database(database, &mut records);
+        }
+        let reservation = self.tokens.reservation();
+        records.extend(reservation.clone());
+        let written = self.write(records.clone());
+        if let (Ok(()), Some(reservation)) = (&written, &reservation) {
+            self.tokens.journaled(reservation);
+        }
+        if let Err(e) = &written {
+            if records.iter().any(|r| matches!(r, Record::Release { .. })) {
+                self.warn(
+                    "release not journaled",
+                    &format!("lockhier cannot journal a lease release (it is made all the same): {e}"),
+                );
             }
-            Ask::Renew { database, token, ttl } => self.renew(database, token, ttl),
-            Ask::Release { database, token } => self.release(database, token),
-            Ask::ForgetDatabase { database } => self.forget_database(database),
-        }))
-        .catch_others(|error| Answer::Failed(Failure::Internal(ShortText::new(&message_of(&error)))))
-        .execute();
-        answered
+        }
+        for (taken, decided) in decided {
+            let answer = match decided {
+                Decided::Final(answer) => answer,
+                Decided::Granted(lease) => match &written {
+                    Ok(()) => Answer::Granted { token: lease.token },
+                    Err(e) => {
+                        self.undo_grant(&lease);
+                        journal_failed(e)
+                    }
+                },
+                Decided::Extended { token, renewed_at, expires_at, granted } => match &written {
+                    Ok(()) => {
+                        self.held.extend(token, renewed_at, expires_at);
+                        if granted {
+                            Answer::Granted { token }
+                        } else {
+                            Answer::Renewed(Some(expires_at))
+                        }
+                    }
+                    Err(e) => journal_failed(e),
+                },
+            };
+            self.area.answer(taken, answer);
+        }
     }
 
-    /// Expiries and compaction. An error here (the lock table full as the keeper takes a
-    /// lease's fence) must not end the keeper, whose exit would let go of every lease: it is
-    /// logged and the work tried again soon.
+    /// One question, with any error it raises caught: the keeper goes on whatever happens.
+    fn decide(&mut self, ask: Ask, records: &mut Vec<Record>) -> Decided {
+        PgTryBuilder::new(AssertUnwindSafe(|| match ask {
+            Ask::Grant { database, owner, request, role, ttl } => {
+                self.grant(database, owner, request, role, ttl, records)
+            }
+            Ask::Renew { database, token, ttl } => self.renew(database, token, ttl, records),
+            Ask::Release { database, token, fenced } => {
+                Decided::Final(self.release(database, token, fenced, records))
+            }
+        }))
+        .catch_others(|error| {
+            Decided::Final(Answer::Failed(Failure::Internal(ShortText::new(&message_of(&error)))))
+        })
+        .execute()
+    }
+
+    /// Expiries and compaction. An error here must not end the keeper: it is logged (once a
+    /// minute at most) and the work tried again soon.
     fn housekeeping(&mut self) {
         let done = PgTryBuilder::new(AssertUnwindSafe(|| {
             self.expire();
-            self.compact_if_large();
-            true
+            self.waiting = self.hold_waiting();
+            self.journal_upkeep();
+            Ok(())
         }))
-        .catch_others(|error| {
-            keeper_process::log(&format!("lockhier lease keeper: {}", message_of(&error)), true);
-            false
-        })
+        .catch_others(|error| Err(message_of(&error)))
         .execute();
-        if !done {
+        if let Err(message) = done {
+            self.warn("housekeeping", &format!("lockhier lease keeper: {message}"));
             self.retry_expiry = true;
         }
     }
@@ -137,29 +264,30 @@ impl Keeper {
         request: FixedRequest,
         role: u32,
         ttl: Duration,
-    ) -> Answer {
+        records: &mut Vec<Record>,
+    ) -> Decided {
         let now = clock::now();
         let wanted = request.request();
-        match self.area.read(|leases| lease::decide(database, &owner, role, &wanted, leases)) {
+        match self.held.decide(database, &owner, role, &wanted) {
             Decision::Reentrant(token) => {
-                let expires_at = self.area.read(|leases| {
-                    leases.iter().find(|l| l.token == token).map(|l| l.expires_at.max(now + micros(ttl)))
-                });
-                let Some(expires_at) = expires_at else { return Answer::Refused };
-                match self.extend(token, now, expires_at) {
-                    Ok(()) => Answer::Granted { token },
-                    Err(e) => journal_failed(e),
-                }
+                let expires_at = self.held.find(database, token).map(|l| l.expires_at.max(now + micros(ttl)));
+                let Some(expires_at) = expires_at else { return Decided::Final(Answer::Refused) };
+                records.push(Record::Renew { token, renewed_at: now, expires_at });
+                Decided::Extended { token, renewed_at: now, expires_at, granted: true }
             }
-            Decision::Conflicts(_) => Answer::Refused,
+            Decision::Conflicts(_) => Decided::Final(Answer::Refused),
             Decision::Free => {
-                let (full, capacity) = self.area.write(|held| (held.is_full(), held.capacity()));
-                if full {
-                    return Answer::Failed(Failure::TooManyLeases(capacity));
+                if self.held.is_full() {
+                    return Decided::Final(Answer::Failed(Failure::TooManyLeases(self.held.capacity())));
                 }
+                let Some(token) = self.tokens.issue() else {
+                    return Decided::Final(Answer::Failed(Failure::Internal(ShortText::new(
+                        "no token is left to hand out",
+                    ))));
+                };
                 let lease = Lease {
                     database,
-                    token: self.next_token,
+                    token,
                     owner,
                     request,
                     role,
@@ -167,111 +295,181 @@ impl Keeper {
                     acquired_at: now,
                     renewed_at: now,
                     expires_at: now + micros(ttl),
+                    held: true,
                 };
                 match locks::take(&lease) {
                     Taking::Taken => {}
-                    Taking::Busy => return Answer::Refused,
-                    Taking::LockTableFull => return Answer::Failed(Failure::LockTableFull),
+                    Taking::Busy => return Decided::Final(Answer::Refused),
+                    Taking::LockTableFull => return Decided::Final(Answer::Failed(Failure::LockTableFull)),
                 }
-                if let Err(e) = self.journal.append(&Record::Grant(Granted::from(&lease))) {
-                    locks::release(&lease);
-                    return journal_failed(e);
-                }
-                self.next_token += 1;
-                self.area.write(|held| held.push(lease));
-                Answer::Granted { token: lease.token }
+                records.push(Record::Grant(Granted::from(&lease)));
+                // Listed at once, so that the turn's later questions see it.
+                self.held.add(lease);
+                Decided::Granted(Box::new(lease))
             }
         }
     }
 
-    fn renew(&mut self, database: u32, token: i64, ttl: Option<Duration>) -> Answer {
-        let now = clock::now();
-        let Some(lease) = self.find(database, token) else { return Answer::Renewed(None) };
-        let expires_at = now + micros(ttl.unwrap_or(lease.ttl));
-        match self.extend(token, now, expires_at) {
-            Ok(()) => Answer::Renewed(Some(expires_at)),
-            Err(e) => journal_failed(e),
-        }
-    }
-
-    /// Journal a renewal, then make it: a renewal not on disk is not made.
-    fn extend(&mut self, token: i64, now: Timestamp, expires_at: Timestamp) -> std::io::Result<()> {
-        self.journal.append(&Record::Renew { token, renewed_at: now, expires_at })?;
-        self.area.write(|held| {
-            if let Some(lease) = held.get_mut(token) {
-                lease.renewed_at = now;
-                lease.expires_at = expires_at;
-            }
-        });
-        Ok(())
-    }
-
-    /// The asker holds the lease's fence in exclusive mode.
-    fn release(&mut self, database: u32, token: i64) -> Answer {
-        let Some(lease) = self.find(database, token) else { return Answer::Released(false) };
-        match self.forget(&lease) {
-            Ok(()) => Answer::Released(true),
-            Err(e) => journal_failed(e),
-        }
-    }
-
-    fn forget_database(&mut self, database: u32) -> Answer {
-        let dropped: Vec<Lease> =
-            self.area.read(|leases| leases.iter().filter(|l| l.database == database).copied().collect());
-        for lease in &dropped {
-            if let Err(e) = self.forget(lease) {
-                return journal_failed(e);
-            }
-        }
-        Answer::Released(!dropped.is_empty())
-    }
-
-    /// Journal the release, then make it: a release not on disk is not made. The lease leaves
-    /// the table before its locks are given back, so that whoever is granted them next no
-    /// longer finds it listed.
-    fn forget(&mut self, lease: &Lease) -> std::io::Result<()> {
-        self.journal.append(&Record::Release { token: lease.token })?;
-        self.area.write(|held| held.remove(lease.token));
+    /// A grant whose record could not be written is not made.
+    fn undo_grant(&mut self, lease: &Lease) {
+        self.held.remove(lease.token);
         locks::release(lease);
-        Ok(())
+    }
+
+    /// A renewal not on disk is not made: its record goes with the turn's, and the new expiry
+    /// applies once they are flushed.
+    fn renew(
+        &mut self,
+        database: u32,
+        token: i64,
+        ttl: Option<Duration>,
+        records: &mut Vec<Record>,
+    ) -> Decided {
+        let now = clock::now();
+        let Some(lease) = self.find(database, token) else {
+            return Decided::Final(Answer::Renewed(None));
+        };
+        let expires_at = now + micros(ttl.unwrap_or(lease.ttl));
+        records.push(Record::Renew { token, renewed_at: now, expires_at });
+        Decided::Extended { token, renewed_at: now, expires_at, granted: false }
+    }
+
+    /// Release a lease. When the asker holds the fence (`fenced`), no transaction has validated
+    /// the lease; otherwise the keeper takes the fence itself, without waiting and on the hold
+    /// it kept from the grant (no new lock-table entry), and answers `Fenced` if it cannot.
+    fn release(&mut self, database: u32, token: i64, fenced: bool, records: &mut Vec<Record>) -> Answer {
+        let Some(lease) = self.find(database, token) else { return Answer::Released(false) };
+        if !lease.held {
+            self.forget(&lease, records);
+            return Answer::Released(true);
+        }
+        if !fenced && !lockmgr::try_fence(database, token, Fence::Exclusive, Hold::Session) {
+            return Answer::Fenced;
+        }
+        self.forget(&lease, records);
+        if !fenced {
+            lockmgr::release_fence(database, token, Fence::Exclusive, Hold::Session);
+        }
+        Answer::Released(true)
+    }
+
+    /// A dropped database's leases guard nothing any more.
+    fn forget_database(&mut self, database: u32, records: &mut Vec<Record>) {
+        for lease in &self.held.in_database(database) {
+            self.forget(lease, records);
+        }
+    }
+
+    /// Let a lease go: out of the table first, so that whoever is granted its locks next no
+    /// longer finds it listed, then its locks. Its record is written with the turn's; if that
+    /// fails the release stands (at worst a restart brings the lease back until its ttl).
+    fn forget(&mut self, lease: &Lease, records: &mut Vec<Record>) {
+        records.push(Record::Release { token: lease.token });
+        self.held.remove(lease.token);
+        if lease.held {
+            locks::release(lease);
+        }
     }
 
     fn find(&self, database: u32, token: i64) -> Option<Lease> {
-        self.area.read(|leases| leases.iter().find(|l| l.database == database && l.token == token).copied())
+        self.held.find(database, token)
     }
 
     /// Release every lease whose ttl has run out, unless a transaction that validated it is
-    /// still open (it holds the fence): that one is looked at again soon.
+    /// still open (it holds the fence): that one is looked at again soon, and past
+    /// `lockhier.fence_timeout` that transaction's backend is terminated.
     fn expire(&mut self) {
         let now = clock::now();
-        let due: Vec<Lease> =
-            self.area.read(|leases| leases.iter().filter(|l| l.expires_at <= now).copied().collect());
+        let due = self.held.due(now);
         self.retry_expiry = false;
+        let mut records = Vec::new();
         for lease in due {
-            if !lockmgr::try_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session) {
-                self.retry_expiry = true;
+            // Never held again since the restart: nobody could validate it.
+            if !lease.held {
+                self.forget(&lease, &mut records);
                 continue;
             }
-            if let Err(e) = self.forget(&lease) {
-                keeper_process::log(
-                    &format!("lockhier cannot journal the expiry of lease {}: {e}", lease.token),
-                    true,
-                );
+            // A second mode on the fence the keeper holds since the grant: no new entry.
+            if !lockmgr::try_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session) {
                 self.retry_expiry = true;
+                self.end_overdue_validators(&lease, now);
+                continue;
             }
+            self.forget(&lease, &mut records);
             lockmgr::release_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session);
+        }
+        if let Err(e) = self.write(records) {
+            self.warn(
+                "expiry not journaled",
+                &format!("lockhier cannot journal the expiry of a lease (it expired all the same): {e}"),
+            );
+        }
+    }
+
+    /// A transaction that validated `lease` keeps it past its expiry plus the fence timeout:
+    /// end it, as a watchdog ends a zombie primary, so that the lease can expire.
+    fn end_overdue_validators(&mut self, lease: &Lease, now: Timestamp) {
+        let limit = Duration::from_secs(FENCE_TIMEOUT.get().max(0) as u64);
+        if now < lease.expires_at + micros(limit) {
+            return;
+        }
+        for pid in lockmgr::fence_validators(lease.database, lease.token) {
+            keeper_process::log(
+                &format!(
+                    "lockhier: terminating process {pid}: its transaction validated lease {} and kept it more than lockhier.fence_timeout ({} s) past its expiry",
+                    lease.token,
+                    limit.as_secs()
+                ),
+                true,
+            );
+            keeper_process::terminate(pid);
+        }
+    }
+
+    /// Write records with one flush, after the start's records if they are still unwritten.
+    fn write(&mut self, records: Vec<Record>) -> std::io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut all = std::mem::take(&mut self.preamble);
+        let preamble_len = all.len();
+        all.extend(records);
+        let written = self.journal.append_all(&all);
+        match &written {
+            Ok(()) => all[..preamble_len].iter().for_each(|record| self.tokens.journaled(record)),
+            Err(_) => self.preamble = all.drain(..preamble_len).collect(),
+        }
+        written
+    }
+
+    /// Off the request path: compact the journal when it has grown well past the leases it
+    /// holds, and keep zeroed room ahead of its records.
+    fn journal_upkeep(&mut self) {
+        self.compact_if_large();
+        if let Err(e) = self.journal.make_room() {
+            self.warn("journal room", &format!("lockhier cannot extend its lease journal: {e}"));
         }
     }
 
     fn compact_if_large(&mut self) {
-        let count = self.area.read(|held| held.len());
+        let count = self.held.len();
         if self.journal.records() < COMPACT_AFTER || self.journal.records() < 4 * (count + 1) {
             return;
         }
-        let leases: Vec<Lease> = self.area.read(|held| held.to_vec());
-        if let Err(e) = self.journal.compact(self.origin, &leases, self.next_token) {
-            keeper_process::log(&format!("lockhier cannot compact its lease journal: {e}"), true);
+        let leases = self.held.all();
+        if let Err(e) = self.journal.compact(self.origin, &leases, self.tokens.high_water()) {
+            self.warn("compaction", &format!("lockhier cannot compact its lease journal: {e}"));
         }
+    }
+
+    /// Log a warning, unless the same kind was logged less than a minute ago.
+    fn warn(&mut self, kind: &'static str, message: &str) {
+        let now = Instant::now();
+        if self.warned.get(kind).is_some_and(|last| now.duration_since(*last) < WARN_EVERY) {
+            return;
+        }
+        self.warned.insert(kind, now);
+        keeper_process::log(message, true);
     }
 }
 
@@ -279,7 +477,7 @@ fn micros(d: Duration) -> Timestamp {
     d.as_micros() as Timestamp
 }
 
-fn journal_failed(e: std::io::Error) -> Answer {
+fn journal_failed(e: &std::io::Error) -> Answer {
     Answer::Failed(Failure::Journal(ShortText::new(&e.to_string())))
 }
 

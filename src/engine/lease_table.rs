@@ -7,7 +7,7 @@ use lockhier_core::lease::Lease;
 /// The lease `token` of this database, if the keeper holds it.
 pub fn find(area: &shmem::Area, token: i64) -> Option<Lease> {
     let database = lockmgr::my_database();
-    area.read(|leases| leases.iter().find(|l| l.database == database && l.token == token).copied())
+    area.find(token).filter(|lease| lease.database == database)
 }
 
 /// The leases of this database, by token (none without `shared_preload_libraries`).

@@ -4,6 +4,7 @@
 //! yet held again. See `docs/leases.md`.
 
 use super::acquire::{self, Refused};
+use super::handoff;
 use super::holders;
 use super::lease_table::find;
 use crate::pg::lockmgr::{self, Fence, Hold};
@@ -33,12 +34,17 @@ pub fn install(capacity: usize) {
 
 /// A dropped database's leases guard nothing and can no longer be reached to be released:
 /// the keeper lets them go at once rather than at their expiry. Runs after the drop committed,
-/// where nothing may wait or raise, so the keeper is told, not asked. (Dropped while no keeper
-/// runs, in the second after one exited, they are held again from the journal until their
-/// expiry: documented.)
+/// where nothing may wait or raise, so the keeper is told, through slots of their own, not
+/// asked. (Dropped while no keeper runs, in the second after one exited, they are held again
+/// from the journal until their expiry: documented.)
 fn forget_database(database: u32) {
     if let Some(area) = shmem::area() {
-        area.tell(Ask::ForgetDatabase { database });
+        if !area.tell_dropped(database) {
+            keeper_process::log(
+                &format!("lockhier: the leases of dropped database {database} are kept until they expire: too many databases were dropped at once"),
+                true,
+            );
+        }
     }
 }
 
@@ -127,8 +133,16 @@ pub fn take(
     let plan = Plan::of(&request);
     let started = Instant::now();
     let mut waited = None;
+    // Another lease request waiting for a conflicting scope goes first (`handoff`), and this
+    // one, once it waits, announces its own.
+    let mut announced = None;
+    let mut in_line = handoff::queue_behind_handoffs(&request, wait, started);
+    if !in_line && wait != Wait::No {
+        waited = Some(started.elapsed());
+    }
     loop {
-        match ask(area, question)? {
+        let answer = if in_line { ask(area, question)? } else { Answer::Refused };
+        match answer {
             Answer::Granted { token } => return Ok(Some(token)),
             Answer::Refused => {}
             other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
@@ -143,12 +157,16 @@ pub fn take(
             Wait::Unbounded => Some(Wait::Unbounded),
         };
         let free = match left {
-            Some(left) if !in_my_way => {
+            Some(left) if !in_my_way && in_line => {
                 waited = Some(started.elapsed());
+                if announced.is_none() {
+                    announced = handoff::announce(&request);
+                }
                 wait_until_free(&plan, left)
             }
             _ => false,
         };
+        in_line = true;
         if !free {
             if !refusal_is_an_error {
                 return Ok(None);
@@ -207,41 +225,77 @@ fn take_fence(database: u32, token: i64, fence: Fence, hold: Hold) -> FenceHeld 
     FenceHeld { database, token, fence, hold }
 }
 
+/// The fence, taken in the server's queue; `None` when the lock table has no room for this
+/// backend's hold on it (then the keeper fences instead, on the hold it keeps).
+fn take_fence_unless_full(database: u32, token: i64, fence: Fence, hold: Hold) -> Option<FenceHeld> {
+    let taken = match subxact::in_subtransaction(|| lockmgr::try_fence(database, token, fence, hold)) {
+        Ok(true) => Ok(()),
+        Ok(false) => lockmgr::fence_waiting(database, token, fence, hold),
+        Err(error) => Err(error),
+    };
+    match taken {
+        Ok(()) => Some(FenceHeld { database, token, fence, hold }),
+        Err(error) if lockmgr::is_out_of_shared_memory(&error) => None,
+        Err(error) => error.rethrow(),
+    }
+}
+
 /// Release a lease: true if it was held. Waits, in the server's queue, for the transactions
 /// that validated it to end.
 pub fn release(token: i64) -> Result<bool, LockhierError> {
     let area = keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
-    let _fence = take_fence(lease.database, token, Fence::Exclusive, Hold::Session);
-    match ask(area, Ask::Release { database: lease.database, token })? {
-        Answer::Released(was_held) => Ok(was_held),
-        other => Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
+    let fence = take_fence_unless_full(lease.database, token, Fence::Exclusive, Hold::Session);
+    release_fenced(area, &lease, fence.is_some())
+}
+
+/// Ask the keeper to release a lease. `fenced`: this backend holds the fence. Otherwise (a full
+/// lock table) the keeper takes it without waiting and says `Fenced` while a transaction that
+/// validated the lease is open: ask again until it has ended (a cancel or
+/// `statement_timeout` ends the wait).
+fn release_fenced(area: &shmem::Area, lease: &Lease, fenced: bool) -> Result<bool, LockhierError> {
+    let question = Ask::Release { database: lease.database, token: lease.token, fenced };
+    loop {
+        match ask(area, question)? {
+            Answer::Released(was_held) => return Ok(was_held),
+            Answer::Fenced if !fenced => {
+                pgrx::check_for_interrupts!();
+                shmem::wait_on_my_latch(Duration::from_millis(10));
+            }
+            other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
+        }
     }
 }
 
-/// Release every lease `owner` holds in this database: how many. All or none: every lease's
-/// fence is taken (waiting for the transactions that validated it) before any is released, so
-/// a wait that is cancelled or runs out of `lock_timeout` releases nothing.
+/// Release every lease `owner` holds in this database under the caller's role (every role's,
+/// for a superuser): how many. The same name used by another role is another owner, never in
+/// the way. All or none: every lease's fence is taken (waiting for the transactions that
+/// validated it) before any is released, so a wait that is cancelled or runs out of
+/// `lock_timeout` releases nothing. (On a full lock table, where this backend cannot hold
+/// the fences, the leases are released one at a time under the keeper's.)
 pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
     let area = keeper()?;
     let database = lockmgr::my_database();
+    let everyone = roles::is_superuser();
+    let me = roles::current();
     let mut owned: Vec<Lease> = area.read(|leases| {
-        leases.iter().filter(|l| l.database == database && l.owner == owner).copied().collect()
+        leases
+            .iter()
+            .filter(|l| l.database == database && l.owner == owner && (everyone || l.role == me))
+            .copied()
+            .collect()
     });
-    owned.iter().try_for_each(permitted)?;
     // One order for every caller, so that two of them do not each wait for the other's fence.
     owned.sort_by_key(|lease| lease.token);
     let mut fences = Vec::with_capacity(owned.len());
     for lease in &owned {
-        fences.push(take_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session));
+        fences.push(take_fence_unless_full(lease.database, lease.token, Fence::Exclusive, Hold::Session));
     }
     let mut released = 0;
-    for lease in &owned {
-        match ask(area, Ask::Release { database: lease.database, token: lease.token })? {
-            Answer::Released(true) => released += 1,
-            Answer::Released(false) => {}
-            other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
+    for (lease, fence) in owned.iter().zip(&fences) {
+        if release_fenced(area, lease, fence.is_some())? {
+            released += 1;
         }
     }
     drop(fences);
@@ -255,10 +309,31 @@ pub fn valid(token: i64) -> Result<bool, LockhierError> {
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     let fence = take_fence(lease.database, token, Fence::Share, Hold::Transaction);
-    let held = find(area, token).is_some();
+    // A lease of the journal not held again yet after a restart guards nothing.
+    let held = find(area, token).is_some_and(|lease| lease.held);
     if held {
         // Kept to the end of the transaction, as transaction locks are.
         std::mem::forget(fence);
+        FENCED.set(true);
     }
     Ok(held)
+}
+
+thread_local! {
+    /// Whether this transaction validated a lease (it holds the lease's fence to its end).
+    static FENCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A transaction's end: its fences are released with its locks.
+pub fn transaction_ended() {
+    FENCED.set(false);
+}
+
+/// A prepared transaction keeps its locks with no backend to end it: one that validated a lease
+/// would keep the lease from expiring, past `lockhier.fence_timeout` too. So it is refused.
+pub fn refuse_prepare_while_fenced() -> Option<(&'static str, &'static str)> {
+    FENCED.get().then_some((
+        "cannot PREPARE a transaction that validated a lockhier lease",
+        "A validated lease stays held until the transaction ends; commit or roll back the transaction that called lockhier.lease_valid.",
+    ))
 }

@@ -3,13 +3,14 @@
 //! back one hold at a time or all together.
 
 use super::acquire::{self, Refused};
-use super::{holders, leases, registry};
+use super::{handoff, holders, leases, registry};
 use crate::pg::lockmgr::Hold;
 use crate::pg::xact;
 use lockhier_core::error::{Conflict, LockhierError};
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use pgrx::prelude::*;
+use std::time::Instant;
 
 /// Take `request` for `hold`: `Ok(true)` when taken, `Ok(false)` when refused and the caller
 /// asked for `false`, or the conflict (naming who is in the way) as an error.
@@ -23,9 +24,16 @@ pub fn lock(
     // again, nothing may be granted that they would refuse.
     leases::gate()?;
     let plan = Plan::of(&request);
-    let taken = match hold {
-        Hold::Transaction => acquire::take(&plan, hold, wait),
-        Hold::Session => take_session(&plan, wait),
+    // A lease request waiting in the server's queue goes first (`handoff`).
+    let started = Instant::now();
+    let taken = if handoff::queue_behind_handoffs(&request, wait, started) {
+        let wait = wait.left_after(started.elapsed());
+        match hold {
+            Hold::Transaction => acquire::take(&plan, hold, wait),
+            Hold::Session => take_session(&plan, wait),
+        }
+    } else {
+        Err(Refused { waited: (wait != Wait::No).then(|| started.elapsed()) })
     };
     match taken {
         Ok(()) => {

@@ -5,6 +5,8 @@
 //! come back as data for the SQL layer to report).
 
 pub mod acquire;
+pub mod drop_guard;
+mod handoff;
 pub mod holders;
 mod journal_file;
 pub mod keeper;

@@ -34,6 +34,7 @@ pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pg_sys::Datum) {
     // No database: the lock manager takes any database's id in a lock tag, and the keeper reads
     // no catalog. This still sets up what taking locks needs (the process's PGPROC).
     BackgroundWorker::connect_worker_to_spi(None, None);
+    ignore_cancel();
     // SAFETY: registered after the connection's own exit callback, so it runs before it: the
     // leases are marked not held before the keeper's locks are released.
     unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0)) };
@@ -47,6 +48,64 @@ pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pg_sys::Datum) {
     unsafe { pg_sys::proc_exit(1) };
 }
 
+/// A worker with a connection is given the statement-cancel handler for SIGINT, and a cancel
+/// would end the keeper with an ERROR, letting go of every lease while transactions that
+/// validated one are still open. PostgreSQL's own long-lived processes (the background writer,
+/// the WAL writer) ignore SIGINT; so does the keeper: `pg_cancel_backend` on it does nothing.
+fn ignore_cancel() {
+    // SAFETY: sets this process's disposition for SIGINT; nothing else here handles it.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+}
+
+/// A memory context for one turn of the keeper's loop, emptied after the turn: whatever a turn
+/// allocates (an error it caught and copied, a message) is gone with it, so the keeper's memory
+/// stays flat however many errors it meets.
+pub struct TurnMemory {
+    context: pg_sys::MemoryContext,
+}
+
+impl TurnMemory {
+    pub fn new() -> TurnMemory {
+        // SAFETY: reads the process's top memory context, set at process start.
+        let top = unsafe { pg_sys::TopMemoryContext };
+        // SAFETY: TopMemoryContext lives as long as the process; the name is a static string.
+        let context = unsafe {
+            pg_sys::AllocSetContextCreateExtended(
+                top,
+                c"lockhier lease keeper turn".as_ptr(),
+                0,
+                8 * 1024,
+                8 * 1024 * 1024,
+            )
+        };
+        TurnMemory { context }
+    }
+
+    /// Run one turn in the context, then empty it (also when the turn unwinds).
+    pub fn turn<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Emptied(pg_sys::MemoryContext, pg_sys::MemoryContext);
+        impl Drop for Emptied {
+            fn drop(&mut self) {
+                // SAFETY: back to the context current before the turn, which outlives it.
+                unsafe { pg_sys::MemoryContextSwitchTo(self.1) };
+                // SAFETY: the turn's context is no longer current; nothing kept points into it
+                // (the keeper's own state is Rust heap and shared memory).
+                unsafe { pg_sys::MemoryContextReset(self.0) };
+            }
+        }
+        // SAFETY: the context made in `new`, alive for the process's life.
+        let previous = unsafe { pg_sys::MemoryContextSwitchTo(self.context) };
+        let _emptied = Emptied(self.context, previous);
+        f()
+    }
+}
+
+impl Default for TurnMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn on_exit(_code: i32, _arg: pg_sys::Datum) {
     if let Some(area) = shmem::area() {
@@ -55,9 +114,22 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, _arg: pg_sys::Datum) {
 }
 
 /// Sleep until a backend sets the keeper's latch or `timeout` passes; false once the server
-/// asks the keeper to stop.
+/// asks the keeper to stop. A reload (SIGHUP) is applied here, between turns.
 pub fn wait(timeout: Duration) -> bool {
-    BackgroundWorker::wait_latch(Some(timeout))
+    let go_on = BackgroundWorker::wait_latch(Some(timeout));
+    if BackgroundWorker::sighup_received() {
+        // SAFETY: re-reads the configuration files, as every process does on SIGHUP, between
+        // two turns of the keeper's loop (no lock or state of its own is half-changed).
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+    go_on
+}
+
+/// End a backend as `pg_terminate_backend` does (SIGTERM): for a transaction that validated a
+/// lease and then kept it past `lockhier.fence_timeout`.
+pub fn terminate(pid: i32) -> bool {
+    // SAFETY: sends a signal; `pid` comes from the lock table, a backend of this server.
+    unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
 }
 
 /// Write a line to the server log (LOG level, or WARNING).

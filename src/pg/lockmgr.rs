@@ -62,6 +62,11 @@ pub fn unlock_in(database: u32, key: i64, mode: LockMode) -> bool {
 pub enum Fence {
     Share,
     Exclusive,
+    /// The keeper's hold from the grant to the lease's end. With it the keeper's exclusive
+    /// fence at expiry is a second mode on a lock it already holds, which needs no new entry
+    /// in the lock table: a full lock table cannot stop an expiry. `AccessShareLock` conflicts
+    /// with neither share nor exclusive.
+    Kept,
 }
 
 impl Fence {
@@ -69,8 +74,82 @@ impl Fence {
         match self {
             Fence::Share => pg_sys::ShareLock as pg_sys::LOCKMODE,
             Fence::Exclusive => pg_sys::ExclusiveLock as pg_sys::LOCKMODE,
+            Fence::Kept => pg_sys::AccessShareLock as pg_sys::LOCKMODE,
         }
     }
+}
+
+/// Whether this backend holds `key` in a mode that conflicts with `mode` (its own local lock
+/// table: no shared memory is read).
+pub fn held_in_conflict(key: i64, mode: LockMode) -> bool {
+    let tag = advisory_tag(key);
+    [LockMode::RowShare, LockMode::RowExclusive, LockMode::Share, LockMode::Exclusive]
+        .into_iter()
+        .filter(|held| mode.conflicts_with_any(1 << held.number()))
+        .any(|held| super::version::lock_held_by_me(&tag, held.number().into()))
+}
+
+/// The key space of handoff locks (`objsubid = 4`): a backend whose lease request waits holds
+/// its handoff's lock in exclusive mode, and a conflicting lockhier request queues for it in
+/// share mode before taking its own locks (`shmem::handoffs`).
+const HANDOFF: u16 = 4;
+
+/// Take the handoff lock `id` (unique: always available) as a session lock, so that the
+/// subtransactions the wait runs in do not give it back.
+pub fn take_handoff(id: i64) {
+    let tag = advisory_tag_in(my_database(), id, HANDOFF);
+    try_tag(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, Hold::Session);
+}
+
+pub fn release_handoff(id: i64) {
+    let tag = advisory_tag_in(my_database(), id, HANDOFF);
+    release_tag(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, Hold::Session);
+}
+
+/// Queue behind the handoff `id` in the server's queue (at most `timeout`), then give the lock
+/// back at once: true when the handoff has ended, false when the wait ran out. A cancel or a
+/// deadlock is raised.
+pub fn wait_behind_handoff(id: i64, timeout: Option<Duration>) -> bool {
+    let tag = advisory_tag_in(my_database(), id, HANDOFF);
+    let share = pg_sys::ShareLock as pg_sys::LOCKMODE;
+    if try_tag(&tag, share, Hold::Transaction) {
+        release_tag(&tag, share, Hold::Transaction);
+        return true;
+    }
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return false;
+    }
+    // SAFETY: reading the current resource owner, the one the wait's lock is handed to.
+    let caller = unsafe { pg_sys::CurrentResourceOwner };
+    match wait_for_tag(tag, share, Hold::Transaction, timeout, caller) {
+        Ok(()) => {
+            release_tag(&tag, share, Hold::Transaction);
+            true
+        }
+        Err(error) if is_lock_timeout(&error) => false,
+        Err(error) => error.rethrow(),
+    }
+}
+
+/// The processes holding or awaiting the lease's fence in share mode: transactions that
+/// validated it (or are validating it). Costs a pass over the whole lock table.
+pub fn fence_validators(database: u32, token: i64) -> Vec<i32> {
+    let (high, low) = key::split(token);
+    let share = 1 << pg_sys::ShareLock;
+    let mut pids = Vec::new();
+    for_each_lock(|entry| {
+        let tag = &entry.locktag;
+        if u32::from(tag.locktag_type) == pg_sys::LockTagType::LOCKTAG_ADVISORY
+            && tag.locktag_field1 == database
+            && (tag.locktag_field2, tag.locktag_field3, tag.locktag_field4) == (high, low, FENCE)
+            && (entry.holdMask & share != 0 || entry.waitLockMode == pg_sys::ShareLock as i32)
+            && entry.pid != 0
+            && !pids.contains(&entry.pid)
+        {
+            pids.push(entry.pid);
+        }
+    });
+    pids
 }
 
 /// A fence held for a transaction belongs to the top transaction, not to the savepoint the
@@ -197,6 +276,12 @@ pub fn drop_sentinel() {
 pub fn sentinel_held() -> bool {
     // The sentinel is only ever taken as a session lock, so held means held by the session.
     super::version::lock_held_by_me(&advisory_tag(key::SENTINEL), SENTINEL_MODE as pg_sys::LOCKMODE)
+}
+
+/// Whether the error is the lock table being full ("out of shared memory", 53200).
+pub fn is_out_of_shared_memory(error: &CaughtError) -> bool {
+    matches!(error, CaughtError::PostgresError(report)
+        if report.sql_error_code() == PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY)
 }
 
 /// Whether the error is a lock wait running out of `lock_timeout`.

@@ -24,3 +24,9 @@ pub fn name(role: u32) -> Option<String> {
     // SAFETY: non-NULL means a NUL-terminated string.
     (!name.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned())
 }
+
+/// Whether the current role is a superuser.
+pub fn is_superuser() -> bool {
+    // SAFETY: superuser() reads this backend's current user and pg_authid (a shared catalog).
+    unsafe { pg_sys::superuser() }
+}

@@ -4,33 +4,49 @@
 //!
 //! It exists only when lockhier is in `shared_preload_libraries`: `area()` is `None` otherwise.
 
+use lockhier_core::lease::index::{self, Entry};
 use lockhier_core::lease::Lease;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod asks;
+mod handoffs;
 
-use asks::{AskSlot, ASK_SLOTS};
+pub use asks::Taken;
+use asks::{AskSlot, DropSlot, ASK_SLOTS, DROP_SLOTS};
+pub use handoffs::withdraw_mine_at_exit;
+use handoffs::{HandoffSlot, HANDOFF_SLOTS};
 
 const TRANCHE: &CStr = c"lockhier";
 const AREA_NAME: &CStr = c"lockhier leases";
 
-/// The area's fixed part; `capacity` leases follow it.
+/// The area's fixed part; `capacity` leases follow it, then the token index (`buckets`
+/// entries), so that a lease is found by its token without a scan.
 pub struct Area {
     lock: AtomicPtr<pg_sys::LWLock>,
     restored: AtomicBool,
     /// A backend gave up waiting for the leases to be restored: later ones need not wait.
     restore_given_up: AtomicBool,
     keeper_pid: AtomicI32,
+    /// Counts keepers started since the server started: a question taken by one that has gone
+    /// is told apart from one taken by the keeper running now (a pid could be reused).
+    keeper_generation: AtomicU64,
     keeper_latch: AtomicPtr<pg_sys::Latch>,
     capacity: usize,
+    buckets: usize,
     /// Leases held, the first `count` of the array (under `lock`).
     count: AtomicUsize,
     asks: [AskSlot; ASK_SLOTS],
+    drops: [DropSlot; DROP_SLOTS],
+    handoffs: [HandoffSlot; HANDOFF_SLOTS],
+    /// Handoffs announced now.
+    handoffs_pending: AtomicU32,
+    /// The last handoff id given out.
+    next_handoff: AtomicU64,
 }
 
 static AREA: AtomicPtr<Area> = AtomicPtr::new(std::ptr::null_mut());
@@ -38,7 +54,7 @@ static CAPACITY: AtomicUsize = AtomicUsize::new(0);
 static PEEK: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
 
 fn size(capacity: usize) -> usize {
-    size_of::<Area>() + capacity * size_of::<Lease>()
+    size_of::<Area>() + capacity * size_of::<Lease>() + index::buckets_for(capacity) * size_of::<Entry>()
 }
 
 /// Whether `_PG_init` runs as shared_preload_libraries are loaded (in the postmaster).
@@ -101,6 +117,9 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
         call_hook(previous);
     }
     let capacity = CAPACITY.load(Ordering::Relaxed);
+    // Read before the lock below, which every process creating add-in areas waits for: the
+    // journal may be long. Only the process that makes the area uses the answer.
+    let restored = !PEEK.get().is_some_and(|peek| peek());
     let mut found = false;
     let init_lock = addin_shmem_init_lock();
     // SAFETY: AddinShmemInitLock serialises the creation of add-in areas between processes
@@ -110,22 +129,32 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
     let area =
         unsafe { pg_sys::ShmemInitStruct(AREA_NAME.as_ptr(), size(capacity), &mut found) }.cast::<Area>();
     if !found {
-        let restored = !PEEK.get().is_some_and(|peek| peek());
+        let buckets = index::buckets_for(capacity);
         // SAFETY: the area is fresh (not found), of the requested size, and seen by no other
         // process yet; writing the fixed part initialises it. The leases after it are never
-        // read beyond `count`.
+        // read beyond `count`; the index after them is zeroed below (all buckets empty).
         unsafe {
             area.write(Area {
                 lock: AtomicPtr::new(std::ptr::null_mut()),
                 restored: AtomicBool::new(restored),
                 restore_given_up: AtomicBool::new(false),
                 keeper_pid: AtomicI32::new(0),
+                keeper_generation: AtomicU64::new(0),
                 keeper_latch: AtomicPtr::new(std::ptr::null_mut()),
                 capacity,
+                buckets,
                 count: AtomicUsize::new(0),
                 asks: std::array::from_fn(|_| AskSlot::new()),
+                drops: std::array::from_fn(|_| DropSlot::new()),
+                handoffs: std::array::from_fn(|_| HandoffSlot::new()),
+                handoffs_pending: AtomicU32::new(0),
+                next_handoff: AtomicU64::new(0),
             })
         };
+        let entries = area.wrapping_add(1).cast::<Lease>().wrapping_add(capacity).cast::<Entry>();
+        // SAFETY: the index's `buckets` entries lie within the area just made (see `size`);
+        // all zero is every bucket empty.
+        unsafe { entries.write_bytes(0, buckets) };
     }
     // SAFETY: the tranche asked for in the request hook, with one LWLock.
     let tranche = unsafe { pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr()) };
@@ -182,9 +211,33 @@ pub struct Leases<'a> {
 }
 
 impl Leases<'_> {
+    /// The leases follow the fixed part, as `size` laid them out. Reached from the pointer
+    /// `ShmemInitStruct` returned (kept in `AREA`), never from the shared reference, which
+    /// gives no right to write.
     fn slots(&self) -> *mut Lease {
-        // SAFETY: the leases follow the fixed part, as `size` laid them out.
-        unsafe { (self.area as *const Area as *mut Area).add(1).cast::<Lease>() }
+        let area = AREA.load(Ordering::Acquire);
+        debug_assert!(std::ptr::eq(area, self.area));
+        area.wrapping_add(1).cast::<Lease>()
+    }
+
+    fn entries_ptr(&self) -> *mut Entry {
+        self.slots().wrapping_add(self.area.capacity).cast::<Entry>()
+    }
+
+    fn entries(&self) -> &[Entry] {
+        // SAFETY: the index lies after the leases (see `size`), initialised when the area was
+        // made; the caller holds the lock.
+        unsafe { std::slice::from_raw_parts(self.entries_ptr(), self.area.buckets) }
+    }
+
+    fn entries_mut(&mut self) -> &mut [Entry] {
+        // SAFETY: as for `entries`; the caller holds the exclusive lock.
+        unsafe { std::slice::from_raw_parts_mut(self.entries_ptr(), self.area.buckets) }
+    }
+
+    fn leases_mut(&mut self) -> &mut [Lease] {
+        // SAFETY: the first `count` slots are initialised; the caller holds the exclusive lock.
+        unsafe { std::slice::from_raw_parts_mut(self.slots(), self.len()) }
     }
 
     pub fn as_slice(&self) -> &[Lease] {
@@ -196,12 +249,10 @@ impl Leases<'_> {
         self.area.count.load(Ordering::Relaxed)
     }
 
-    pub fn is_full(&self) -> bool {
-        self.len() == self.area.capacity
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.area.capacity
+    /// The lease `token`, found through the index.
+    pub fn get(&self, token: i64) -> Option<&Lease> {
+        let slot = index::find(self.entries(), token)?;
+        self.as_slice().get(slot as usize)
     }
 
     /// Adds a lease; the caller checked `is_full()`.
@@ -212,28 +263,32 @@ impl Leases<'_> {
         // SAFETY: slot `count` is within the area (below capacity); the caller holds the
         // exclusive lock.
         unsafe { slot.write(lease) };
+        index::insert(self.entries_mut(), lease.token, count as u32);
         self.area.count.store(count + 1, Ordering::Relaxed);
     }
 
     pub fn get_mut(&mut self, token: i64) -> Option<&mut Lease> {
-        let count = self.len();
-        // SAFETY: as for `as_slice`, and the caller holds the exclusive lock.
-        let leases = unsafe { std::slice::from_raw_parts_mut(self.slots(), count) };
-        leases.iter_mut().find(|l| l.token == token)
+        let slot = index::find(self.entries(), token)?;
+        self.leases_mut().get_mut(slot as usize)
     }
 
+    /// Takes a lease out; the last lease moves into its slot.
     pub fn remove(&mut self, token: i64) -> Option<Lease> {
-        let count = self.len();
-        // SAFETY: as for `get_mut`.
-        let leases = unsafe { std::slice::from_raw_parts_mut(self.slots(), count) };
-        let index = leases.iter().position(|l| l.token == token)?;
-        let removed = leases[index];
-        leases[index] = leases[count - 1];
-        self.area.count.store(count - 1, Ordering::Relaxed);
+        let slot = index::remove(self.entries_mut(), token)? as usize;
+        let last = self.len() - 1;
+        let leases = self.leases_mut();
+        let removed = leases[slot];
+        if slot != last {
+            leases[slot] = leases[last];
+            let moved = leases[slot].token;
+            index::insert(self.entries_mut(), moved, slot as u32);
+        }
+        self.area.count.store(last, Ordering::Relaxed);
         Some(removed)
     }
 
     pub fn clear(&mut self) {
+        self.entries_mut().fill(Entry::default());
         self.area.count.store(0, Ordering::Relaxed);
     }
 }
@@ -243,6 +298,12 @@ impl Area {
     pub fn read<R>(&self, f: impl FnOnce(&[Lease]) -> R) -> R {
         let _locked = Locked::new(self, false);
         f(Leases { area: self }.as_slice())
+    }
+
+    /// The lease `token` (of any database), through the index, under the shared lock.
+    pub fn find(&self, token: i64) -> Option<Lease> {
+        let _locked = Locked::new(self, false);
+        Leases { area: self }.get(token).copied()
     }
 
     /// Change the leases under the exclusive lock (the keeper only).
@@ -280,8 +341,14 @@ impl Area {
         Some(self.keeper_pid.load(Ordering::Acquire)).filter(|&pid| pid != 0)
     }
 
+    /// The generation of the keeper running now (0: none has run).
+    pub fn keeper_generation(&self) -> u64 {
+        self.keeper_generation.load(Ordering::Acquire)
+    }
+
     /// Called by the keeper when it starts: where backends find it.
     pub fn announce_keeper(&self) {
+        self.keeper_generation.fetch_add(1, Ordering::AcqRel);
         // SAFETY: MyLatch is this process's latch, in shared memory, for its whole life.
         self.keeper_latch.store(unsafe { pg_sys::MyLatch }, Ordering::Release);
         // SAFETY: MyProcPid is set at process start.

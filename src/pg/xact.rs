@@ -31,6 +31,8 @@ pub struct Callbacks {
     pub subtransaction_abort: fn(SubTransactionId),
     /// A subtransaction committed into `parent`.
     pub subtransaction_commit: fn(SubTransactionId, SubTransactionId),
+    /// The transaction is about to be prepared: `Some((message, hint))` refuses it (0A000).
+    pub before_prepare: fn() -> Option<(&'static str, &'static str)>,
 }
 
 static CALLBACKS: OnceLock<Callbacks> = OnceLock::new();
@@ -53,6 +55,17 @@ unsafe extern "C-unwind" fn on_transaction_event(
     _arg: *mut std::ffi::c_void,
 ) {
     use pg_sys::XactEvent::*;
+    if event == XACT_EVENT_PRE_PREPARE {
+        if let Some((message, hint)) = CALLBACKS.get().and_then(|callbacks| (callbacks.before_prepare)()) {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                message,
+                "PREPARE TRANSACTION",
+            )
+            .set_hint(hint)
+            .report(PgLogLevel::ERROR);
+        }
+    }
     let ended = matches!(
         event,
         XACT_EVENT_COMMIT

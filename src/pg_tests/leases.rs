@@ -156,7 +156,12 @@ mod tests {
             ("lease_field(1, 2, 3, 'x', ttl => NULL)", "22004 argument \"ttl\" must not be null"),
             ("lease_field(1, 2, 3, '')", "22023 invalid lease owner \"\": it is empty"),
             ("lease_field(1, 2, 3, repeat('é', 101))", "22023 invalid lease owner \"éééééééééééééééééééééééééééééééééééééééé...\": it is longer than 200 bytes"),
-            ("lease_field(1, 2, 3, E'a\\nb')", "22023 invalid lease owner \"a\nb\": it contains a control character"),
+            ("lease_field(1, 2, 3, E'a\\nb')", "22023 invalid lease owner \"a\\u000Ab\": it contains a control character"),
+            ("lease_field(1, 2, 3, E'job-1\\u202E2-boj')", "22023 invalid lease owner \"job-1\\u202E2-boj\": it contains U+202E, a bidirectional control character"),
+            ("lease_field(1, 2, 3, E'job\\u200B')", "22023 invalid lease owner \"job\\u200B\": it contains U+200B, a zero-width character"),
+            ("lease_field(1, 2, 3, E'a\\u2029b')", "22023 invalid lease owner \"a\\u2029b\": it contains U+2029, a line or paragraph separator"),
+            ("lease_field(1, 2, 3, ' ')", "22023 invalid lease owner \" \": it is blank"),
+            ("lease_field(1, 2, 3, 'job ')", "22023 invalid lease owner \"job \": it starts or ends with white space"),
             ("lease_field(1, 2, 3, 'x', ttl => '0')", "22023 ttl must be positive and at most 24 h: \"00:00:00\""),
             ("lease_field(1, 2, 3, 'x', ttl => '-1 s')", "22023 ttl must be positive and at most 24 h: \"-00:00:01\""),
             ("lease_field(1, 2, 3, 'x', ttl => '1 day 1 s')", "22023 ttl must be positive and at most 24 h: \"1 day 00:00:01\""),
@@ -169,6 +174,7 @@ mod tests {
             ("release_lease(NULL)", "22004 argument \"token\" must not be null"),
             ("release_leases(NULL)", "22004 argument \"owner\" must not be null"),
             ("release_leases('')", "22023 invalid lease owner \"\": it is empty"),
+            ("release_leases(' ')", "22023 invalid lease owner \" \": it is blank"),
             ("lease_valid(NULL)", "22004 argument \"token\" must not be null"),
         ] {
             assert_eq!(error_of(&format!("SELECT lockhier.{call}")), expected, "{call}");
@@ -193,7 +199,18 @@ mod tests {
                 "{call}"
             );
         }
-        assert!(error_of("SELECT lockhier.release_leases('admin job')").starts_with("42501"));
+        // Release by owner acts on the caller's own leases: the name under another role is
+        // another owner, neither released nor in the way.
+        assert_eq!(one::<i32>("SELECT lockhier.release_leases('admin job')"), 0);
+        let stranger_token: i64 = one("SELECT lockhier.lease_application(406, 'admin job')");
+        assert_eq!(one::<i32>("SELECT lockhier.release_leases('admin job')"), 1, "its own, only");
+        assert_eq!(
+            one::<i64>(&format!(
+                "SELECT count(*) FROM lockhier.leases WHERE token IN ({token}, {stranger_token})"
+            )),
+            1,
+            "the first role's lease is still held"
+        );
         // The owner's name under another role is another owner: asking for the identical
         // request neither returns the lease's token nor extends it; it is refused.
         assert!(

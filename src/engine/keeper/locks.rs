@@ -1,7 +1,8 @@
 //! The keeper's hold on a lease's locks: every lock of its plan, as the keeper's session locks,
-//! taken without waiting, all or none.
+//! taken without waiting, all or none; and the lease's fence, kept from the grant to the end so
+//! that expiring the lease needs no new lock-table entry.
 
-use crate::pg::lockmgr;
+use crate::pg::lockmgr::{self, Fence, Hold};
 use lockhier_core::lease::Lease;
 use lockhier_core::plan::Plan;
 use pgrx::prelude::*;
@@ -31,6 +32,11 @@ pub fn take(lease: &Lease) -> Taking {
             }
             taken.set(taken.get() + 1);
         }
+        // Nobody takes a fence in a mode that conflicts with the keeper's: only a full lock
+        // table refuses it.
+        if !lockmgr::try_fence(lease.database, lease.token, Fence::Kept, Hold::Session) {
+            return Taking::Busy;
+        }
         Taking::Taken
     }))
     .catch_others(|_| Taking::LockTableFull)
@@ -43,9 +49,12 @@ pub fn take(lease: &Lease) -> Taking {
     outcome
 }
 
+/// Give back every lock of the lease and its fence. Releasing never needs a new entry in the
+/// lock table, so it works when the table is full.
 pub fn release(lease: &Lease) {
     let request = lease.request.request();
     for step in Plan::of(&request).steps().iter().rev() {
         lockmgr::unlock_in(lease.database, step.key, step.mode);
     }
+    lockmgr::release_fence(lease.database, lease.token, Fence::Kept, Hold::Session);
 }

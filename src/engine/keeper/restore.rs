@@ -1,75 +1,88 @@
 //! Holding the journal's leases again when the keeper starts (after a restart, a crash, or the
-//! keeper alone restarted), before any lockhier request is let in.
+//! keeper alone restarted), before any lockhier request is let in; and, afterwards, the leases
+//! that could not be held again at once.
+//!
+//! The restore is one pass, whatever other sessions hold: a lease whose lock someone else took
+//! while no keeper ran (a request queued behind it when the previous keeper exited, a plain
+//! advisory lock on one of lockhier's keys), or that the lock table has no room for, is kept
+//! as *waiting* (`Lease::held` false) rather than holding every lockhier call up. The keeper
+//! takes its locks as soon as they are free, until it expires.
 
 use super::locks::{self, Taking};
 use super::Keeper;
 use crate::pg::{clock, keeper_process};
 use lockhier_core::lease::journal::Record;
 use lockhier_core::lease::{self, Decision, Lease};
-use std::collections::BTreeSet;
 
 impl Keeper {
-    /// Take the locks of every lease of the journal that has not expired, each on its own: a
-    /// lease whose lock is held by someone else (a plain advisory lock on one of lockhier's
-    /// keys, a request that was queued behind it when the previous keeper exited) is tried
-    /// again until it is free, and its expiry still applies meanwhile. Only then are lockhier
-    /// requests let in. False when the server asks the keeper to stop first.
+    /// Take the locks of every lease of the journal that has not expired, each on its own, then
+    /// let lockhier requests in. False when the server asks the keeper to stop first.
     pub(super) fn restore(&mut self, mut leases: Vec<Lease>) -> bool {
-        self.area.write(|held| held.clear());
+        self.held.clear();
         leases.sort_by_key(|l| l.token);
         let mut kept: Vec<Lease> = Vec::new();
+        let mut released = Vec::new();
         for lease in leases {
             if let Some(why) = self.not_restorable(&lease, &kept) {
                 keeper_process::log(
                     &format!("lockhier: lease {} is not held again: {why}", lease.token),
                     true,
                 );
-                let _ = self.journal.append(&Record::Release { token: lease.token });
+                released.push(Record::Release { token: lease.token });
             } else {
                 kept.push(lease);
             }
         }
-        let mut waiting_logged = BTreeSet::new();
-        loop {
-            let now = clock::now();
-            let mut pending = Vec::new();
-            for lease in kept {
-                if lease.expires_at <= now {
-                    let _ = self.journal.append(&Record::Release { token: lease.token });
-                    continue;
-                }
-                match locks::take(&lease) {
-                    Taking::Taken => self.area.write(|held| held.push(lease)),
-                    why => {
-                        if waiting_logged.insert(lease.token) {
-                            let what = match why {
-                                Taking::LockTableFull => "the lock table to have room",
-                                _ => "a lock held outside lockhier",
-                            };
-                            keeper_process::log(
-                                &format!("lockhier: lease {} waits for {what} to be held again", lease.token),
-                                true,
-                            );
-                        }
-                        pending.push(lease);
-                    }
-                }
-            }
-            if pending.is_empty() {
-                break;
-            }
-            kept = pending;
-            if !keeper_process::wait(super::RETRY) {
-                return false;
-            }
+        let _ = self.journal.append_all(&released);
+        for mut lease in kept {
+            lease.held = self.take_again(&lease);
+            self.held.add(lease);
         }
         self.area.set_restored(true);
         true
     }
 
+    /// Try once more to hold each waiting lease; drop those whose ttl ran out meanwhile. True
+    /// while some are still waiting.
+    pub(super) fn hold_waiting(&mut self) -> bool {
+        let mut still_waiting = false;
+        for lease in self.held.waiting() {
+            if lease.expires_at <= clock::now() {
+                continue; // Expired: `expire` lets it go.
+            }
+            if self.take_again(&lease) {
+                self.held.mark_held(lease.token);
+                keeper_process::log(&format!("lockhier: lease {} is held again", lease.token), false);
+            } else {
+                still_waiting = true;
+            }
+        }
+        still_waiting
+    }
+
+    /// Take a lease's locks again; logs (once per lease) why it waits when it cannot.
+    fn take_again(&mut self, lease: &Lease) -> bool {
+        let why = match locks::take(lease) {
+            Taking::Taken => return true,
+            Taking::LockTableFull => "the lock table to have room",
+            Taking::Busy => "a lock another session took while no keeper ran",
+        };
+        if self.waiting_logged.insert(lease.token) {
+            keeper_process::log(
+                &format!(
+                    "lockhier: lease {} is not held yet: it waits for {why}; other requests proceed, and it is held as soon as it can be, until it expires",
+                    lease.token
+                ),
+                true,
+            );
+        }
+        false
+    }
+
     /// Why a lease of the journal is not taken again: its ttl ran out while the server was
     /// down; it conflicts with one kept before it (the journal never holds two such leases,
-    /// but the oracle is checked rather than assumed); or `lockhier.max_leases` is full.
+    /// but the oracle is checked rather than assumed); or `lockhier.max_leases` is full
+    /// (lowered across the restart: the leases with the lowest tokens are kept).
     fn not_restorable(&self, lease: &Lease, kept: &[Lease]) -> Option<String> {
         if lease.expires_at <= clock::now() {
             return Some("its ttl ran out while the server was down".to_string());
@@ -83,7 +96,7 @@ impl Keeper {
         if let Some(token) = in_the_way {
             return Some(format!("it conflicts with lease {token}, held again before it"));
         }
-        let capacity = self.area.capacity();
+        let capacity = self.held.capacity();
         (kept.len() >= capacity).then(|| format!("lockhier.max_leases ({capacity}) leases are held"))
     }
 }

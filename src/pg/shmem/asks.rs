@@ -1,35 +1,43 @@
 //! The slots through which backends ask the keeper things and it answers: a backend claims a
-//! free slot, writes its question and marks it ASKED; the keeper marks it TAKEN, answers, and
-//! marks it ANSWERED (or FREE when nobody waits for the answer); the backend reads the answer
-//! and frees the slot.
+//! free slot, writes its question and marks it ASKED; the keeper takes every ASKED slot at the
+//! start of a turn (TAKEN, stamped with its generation), decides them all, flushes its journal
+//! once, then answers each (ANSWERED); the backend reads the answer and frees the slot.
 //!
-//! A question not yet taken can be withdrawn (a cancel, the keeper gone). One taken is always
-//! answered unless the keeper that took it has gone, which the slot records, so that no answer
-//! is ever written into a slot another backend has claimed since.
+//! Every wait here can be interrupted. A question not yet taken is withdrawn (FREE). One taken
+//! is abandoned on a cancel or termination (ABANDONED): the keeper still acts on it, then frees
+//! the slot instead of answering; a grant made meanwhile is found again by the same owner's
+//! identical request. A slot taken by a keeper that has since gone is freed by its asker (the
+//! generation no longer matches), and one abandoned then is freed by the next keeper, which
+//! never stamps a slot it did not take.
+//!
+//! Dropped databases are told through slots of their own, so that a drop is never lost because
+//! every question slot is busy.
 
 use super::{wait_on_my_latch, Area};
 use lockhier_core::lease::{Answer, Ask};
 use pgrx::pg_sys;
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How many backends can have a question for the keeper at once; more wait for a free slot.
-pub const ASK_SLOTS: usize = 32;
+pub const ASK_SLOTS: usize = 64;
+
+/// How many dropped databases can wait for the keeper to let their leases go.
+pub const DROP_SLOTS: usize = 64;
 
 const FREE: u32 = 0;
 const CLAIMED: u32 = 1;
 const ASKED: u32 = 2;
 const TAKEN: u32 = 3;
 const ANSWERED: u32 = 4;
+const ABANDONED: u32 = 5;
 
 pub struct AskSlot {
     state: AtomicU32,
-    /// Whether the asker waits for the answer (false: a `tell`, freed once answered).
-    wants_answer: AtomicBool,
-    /// The keeper that took the question (valid while TAKEN).
-    taken_by: AtomicI32,
+    /// The generation of the keeper that took the question (valid while TAKEN or ABANDONED).
+    taken_by: AtomicU64,
     asker_latch: AtomicPtr<pg_sys::Latch>,
     ask: UnsafeCell<MaybeUninit<Ask>>,
     answer: UnsafeCell<MaybeUninit<Answer>>,
@@ -39,12 +47,20 @@ impl AskSlot {
     pub fn new() -> AskSlot {
         AskSlot {
             state: AtomicU32::new(FREE),
-            wants_answer: AtomicBool::new(false),
-            taken_by: AtomicI32::new(0),
+            taken_by: AtomicU64::new(0),
             asker_latch: AtomicPtr::new(std::ptr::null_mut()),
             ask: UnsafeCell::new(MaybeUninit::uninit()),
             answer: UnsafeCell::new(MaybeUninit::uninit()),
         }
+    }
+}
+
+/// A dropped database's OID, 0 when the slot is free.
+pub struct DropSlot(AtomicU32);
+
+impl DropSlot {
+    pub fn new() -> DropSlot {
+        DropSlot(AtomicU32::new(0))
     }
 }
 
@@ -53,51 +69,61 @@ impl AskSlot {
 #[allow(clippy::large_enum_variant)]
 enum Waited {
     Answered(Answer),
-    /// Withdrawn before the keeper took it, to let an interrupt be processed.
-    Withdrawn,
-    /// No keeper is there to answer.
+    /// Withdrawn before the keeper took it, or abandoned after: an interrupt is pending.
+    Interrupted,
+    /// No keeper is there to answer, or the one that took the question stopped.
     NoKeeper,
 }
 
+/// A question the keeper took, to be answered with [`Area::answer`].
+pub struct Taken {
+    slot: usize,
+    pub ask: Ask,
+}
+
 impl Area {
-    /// Ask the keeper and wait for its answer (a few lock operations and one flush away).
-    /// `None`: no keeper is running, or it stopped before answering.
-    ///
-    /// A cancel or termination is processed while the question waits to be taken (the keeper
-    /// may be restoring leases, or busy): the question is withdrawn first. Once the keeper has
-    /// taken it, the answer is awaited, so that nothing the keeper did is lost to the caller;
-    /// an interrupt is then processed after the call returns.
+    /// Ask the keeper and wait for its answer. `None`: no keeper is running, or the one that
+    /// took the question stopped before answering. A cancel or termination is raised (57014,
+    /// 57P01) whether or not the keeper has taken the question yet.
     pub fn ask(&self, ask: Ask) -> Option<Answer> {
         loop {
-            let slot = self.claim_slot(true)?;
-            self.put(slot, ask, true);
+            let slot = self.claim_slot()?;
+            self.put(slot, ask);
             match self.wait_for_answer(slot) {
                 Waited::Answered(answer) => return Some(answer),
                 Waited::NoKeeper => return None,
                 // Raises for a cancel or a termination; for anything else, ask again.
-                Waited::Withdrawn => {
+                Waited::Interrupted => {
                     pgrx::check_for_interrupts!();
                 }
             }
         }
     }
 
-    /// Tell the keeper something without waiting for it to act (from where nothing may wait or
-    /// raise, such as a commit callback). False when no slot was free or no keeper runs.
-    pub fn tell(&self, ask: Ask) -> bool {
-        let Some(slot) = self.claim_slot(false) else { return false };
-        self.put(slot, ask, false);
-        true
+    /// Tell the keeper that `database` was dropped (from a commit callback, where nothing may
+    /// wait or raise). False only when every drop slot is taken.
+    pub fn tell_dropped(&self, database: u32) -> bool {
+        let told = self
+            .drops
+            .iter()
+            .any(|slot| slot.0.compare_exchange(0, database, Ordering::AcqRel, Ordering::Relaxed).is_ok());
+        self.wake_keeper();
+        told
     }
 
-    /// A free slot, claimed; `None` when no keeper runs (or, not `waiting`, none is free).
-    fn claim_slot(&self, waiting: bool) -> Option<&AskSlot> {
+    /// The dropped databases told since the last call (the keeper only).
+    pub fn take_dropped(&self) -> Vec<u32> {
+        self.drops.iter().map(|slot| slot.0.swap(0, Ordering::AcqRel)).filter(|&oid| oid != 0).collect()
+    }
+
+    /// A free slot, claimed; `None` when no keeper runs.
+    fn claim_slot(&self) -> Option<&AskSlot> {
         loop {
             self.keeper_pid()?;
             let free = self.asks.iter().find(|slot| {
                 slot.state.compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
             });
-            if free.is_some() || !waiting {
+            if free.is_some() {
                 return free;
             }
             // Nothing is claimed yet: a cancel may end the wait here.
@@ -106,10 +132,9 @@ impl Area {
         }
     }
 
-    fn put(&self, slot: &AskSlot, ask: Ask, wants_answer: bool) {
+    fn put(&self, slot: &AskSlot, ask: Ask) {
         // SAFETY: the slot is ours (CLAIMED) until it is ASKED; nobody else reads it.
         unsafe { slot.ask.get().cast::<Ask>().write(ask) };
-        slot.wants_answer.store(wants_answer, Ordering::Relaxed);
         // SAFETY: MyLatch is this backend's latch.
         slot.asker_latch.store(unsafe { pg_sys::MyLatch }, Ordering::Relaxed);
         slot.state.store(ASKED, Ordering::Release);
@@ -133,16 +158,29 @@ impl Area {
                             .compare_exchange(ASKED, FREE, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                     {
-                        return if gone { Waited::NoKeeper } else { Waited::Withdrawn };
+                        return if gone { Waited::NoKeeper } else { Waited::Interrupted };
                     }
                 }
-                // Taken by a keeper that has since gone: nobody will answer.
-                TAKEN if Some(slot.taken_by.load(Ordering::Acquire)) != self.keeper_pid() => {
+                TAKEN
+                    if self.keeper_pid().is_none()
+                        || slot.taken_by.load(Ordering::Acquire) != self.keeper_generation() =>
+                {
+                    // Taken by a keeper that has since gone: nobody will answer.
                     slot.state.store(FREE, Ordering::Release);
                     return Waited::NoKeeper;
                 }
+                TAKEN
+                    if cancel_or_die_pending()
+                        && slot
+                            .state
+                            .compare_exchange(TAKEN, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok() =>
+                {
+                    return Waited::Interrupted;
+                }
                 _ => {}
             }
+            // A cancel or termination sets the latch: it is seen at once.
             wait_on_my_latch(Duration::from_millis(100));
         }
     }
@@ -156,29 +194,52 @@ impl Area {
         }
     }
 
-    /// The keeper answers every question asked, each with `answer`.
-    pub fn answer_all(&self, mut answer: impl FnMut(Ask) -> Answer) {
-        // SAFETY: MyProcPid is set at process start.
-        let me = unsafe { pg_sys::MyProcPid };
-        for slot in &self.asks {
-            // Written before the slot is TAKEN, so an asker that sees TAKEN sees who took it.
+    /// The keeper takes every question asked, in slot order. A slot is stamped with the
+    /// keeper's generation only when this keeper takes it.
+    pub fn take_questions(&self) -> Vec<Taken> {
+        let me = self.keeper_generation();
+        let mut taken = Vec::new();
+        for (index, slot) in self.asks.iter().enumerate() {
+            if slot.state.load(Ordering::Acquire) != ASKED {
+                continue;
+            }
+            // Written before the slot is TAKEN, so an asker that sees TAKEN sees who took it;
+            // harmless if the asker withdraws first (the stamp means nothing outside TAKEN).
             slot.taken_by.store(me, Ordering::Release);
             if slot.state.compare_exchange(ASKED, TAKEN, Ordering::AcqRel, Ordering::Relaxed).is_err() {
                 continue;
             }
             // SAFETY: the asker wrote the question before it set ASKED.
             let ask = unsafe { slot.ask.get().cast::<Ask>().read() };
-            let reply = answer(ask);
-            if !slot.wants_answer.load(Ordering::Relaxed) {
-                slot.state.store(FREE, Ordering::Release);
-                continue;
+            taken.push(Taken { slot: index, ask });
+        }
+        taken
+    }
+
+    /// Answer a question this keeper took (or free its slot, if the asker abandoned it).
+    pub fn answer(&self, taken: Taken, reply: Answer) {
+        let slot = &self.asks[taken.slot];
+        // SAFETY: the slot is TAKEN (or ABANDONED) by this keeper: the asker only reads the
+        // answer once the slot is ANSWERED.
+        unsafe { slot.answer.get().cast::<Answer>().write(reply) };
+        if slot.state.compare_exchange(TAKEN, ANSWERED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // Abandoned: nobody reads the answer.
+            slot.state.store(FREE, Ordering::Release);
+            return;
+        }
+        let latch = slot.asker_latch.load(Ordering::Relaxed);
+        // SAFETY: the asker's latch, in shared memory.
+        unsafe { pg_sys::SetLatch(latch) };
+    }
+
+    /// Called by a keeper as it starts: slots abandoned while the previous keeper had them
+    /// are nobody's; free them. (A slot still TAKEN by it is freed by its own asker.)
+    pub fn free_abandoned(&self) {
+        let me = self.keeper_generation();
+        for slot in &self.asks {
+            if slot.taken_by.load(Ordering::Acquire) != me {
+                let _ = slot.state.compare_exchange(ABANDONED, FREE, Ordering::AcqRel, Ordering::Relaxed);
             }
-            // SAFETY: the slot is TAKEN by this keeper: the asker waits and touches nothing.
-            unsafe { slot.answer.get().cast::<Answer>().write(reply) };
-            slot.state.store(ANSWERED, Ordering::Release);
-            let latch = slot.asker_latch.load(Ordering::Relaxed);
-            // SAFETY: the asker's latch, in shared memory.
-            unsafe { pg_sys::SetLatch(latch) };
         }
     }
 }
@@ -190,3 +251,19 @@ fn interrupt_pending() -> bool {
     // SAFETY: the address of the flag signal handlers set: a valid, aligned pointer to a sig_atomic_t; read as the volatile it is.
     unsafe { std::ptr::read_volatile(flag) != 0 }
 }
+
+/// Whether the pending interrupt is one that will raise: a cancel (or statement_timeout) or a
+/// termination. Only those justify abandoning a question the keeper has already taken.
+fn cancel_or_die_pending() -> bool {
+    let cancel = &raw const pg_sys::QueryCancelPending;
+    let die = &raw const pg_sys::ProcDiePending;
+    // SAFETY: the address of a flag signal handlers set: a valid, aligned sig_atomic_t, read as the volatile it is.
+    let cancel = unsafe { std::ptr::read_volatile(cancel) };
+    // SAFETY: as above.
+    let die = unsafe { std::ptr::read_volatile(die) };
+    cancel != 0 || die != 0
+}
+
+// The slots are only reached through their atomics and the protocol above.
+// SAFETY: see above.
+unsafe impl Sync for AskSlot {}
