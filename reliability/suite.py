@@ -8,6 +8,7 @@ a signal to a backend process). Prints one line per check and ends with `RESULT 
     LOCKHIER_REL_SEED=N             replay the load's random choices
     LOCKHIER_REL_LOAD_SECONDS=S     length of the load (default 25)
     LOCKHIER_REL_KEEP=1             keep the database and role afterwards
+    LOCKHIER_REL_REFUSALS=N         refused lease calls of the keeper's memory check (default 100000)
 """
 
 import os
@@ -16,8 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rel import (badinput, faults, harness, history, lease_history, limits, load,  # noqa: E402
-                 privileges)
+from rel import (badinput, faults, harness, history, journal_damage, lease_history,  # noqa: E402
+                 lease_turn, lease_worst_day, limits, load, privileges)
 
 
 def selftest(res):
@@ -32,6 +33,11 @@ GROUPS = [
     ("badinput", "Bad input from a client", badinput.run),
     ("privileges", "Privileges", privileges.run),
     ("limits", "Limits", limits.run),
+    ("turn", "A lease that waits keeps its turn under a stream of short transactions", lease_turn.run),
+    # restarts the server: damages the lease journal, fills its file system (a tmpfs)
+    ("journal", "Lease journal damaged, its file system full", journal_damage.run),
+    ("worstday", "A lease's worst day: the keeper cancelled, stopped, restarted; a full lock table",
+     lease_worst_day.run),   # signals the keeper; before faults, whose SIGKILL restarts every backend
     ("faults", "Faults", faults.run),   # last: its SIGKILL restarts every backend
 ]
 

@@ -1,7 +1,7 @@
 -- Leases as users see them: the error that names a lease, the warnings, the leases view;
 -- what a lease does not hold back (VACUUM); lease_valid across a savepoint; the leases of a
--- dropped database. Tokens differ from run to run: they are kept in psql variables, never
--- printed.
+-- dropped database; owner names that would not show as they are. Tokens differ from run to
+-- run: they are kept in psql variables, never printed.
 \set ECHO none
 \i pg_test/sql/helpers.psql
 \set ECHO all
@@ -110,3 +110,12 @@ BEGIN
     END LOOP;
 END $$;
 SELECT count(*) AS locks_left FROM pg_locks WHERE database = :dropped_oid;
+-- An owner name is shown in the leases view and in errors as it is: characters that are
+-- invisible or reorder the text around them are refused, and the error shows them escaped
+-- ("job-1" followed by a right-to-left override would show as "job-1job-2").
+SELECT lockhier.lease_application(7, E'job-1\u202E2-boj');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lease_application(7, ' ');
+SELECT lockhier.lease_application(7, 'импорт 導入 🔒') AS kept \gset
+SELECT owner = 'импорт 導入 🔒' AS kept_as_written FROM lockhier.leases WHERE token = :kept;
+SELECT lockhier.release_lease(:kept);

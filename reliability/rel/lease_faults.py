@@ -101,8 +101,10 @@ def keeper_locks(conn, pid):
 
 
 def fences(conn):
+    """Fences held by validating transactions or releases: the keeper's own hold on each lease's
+    fence (AccessShareLock, from the grant to the lease's end: docs/leases.md) is not one."""
     return one(conn, f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 3 "
-                     f"AND database = {THIS_DB}")
+                     f"AND mode <> 'AccessShareLock' AND database = {THIS_DB}")
 
 
 def release_all(conn, leases):

@@ -288,7 +288,7 @@ class Worker:
 # snapshots lockhier.leases (with the server's clock) all along. Each lease is renewed by one
 # worker only, one renewal after the other (rel/lease_history.py relies on it).
 
-OWNERS = ["job-1", "job-1 ", "csv-import #55", "snapshot \u00e9", "backup"]   # "job-1 " is not "job-1"
+OWNERS = ["job-1", "Job-1", "csv-import #55", "snapshot \u00e9", "backup"]   # "Job-1" is not "job-1"
 TTLS = [0.5, 0.8, 1.0, 1.5, 2.0, 3.0]      # seconds: most leases of the load expire by themselves
 MAX_MANAGED = 3                           # leases a worker keeps (renews) at a time
 LEASE_CONN_BASE = 100                     # connection ids of lease threads (lock workers: 0..N-1)
