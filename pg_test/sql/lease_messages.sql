@@ -45,7 +45,7 @@ SELECT lockhier.lock_field(7, 12, 99, 'field__name_update');
 COMMIT;
 SELECT lockhier.try_lease_field(7, 12, 99, 'editor 4', 'field__deletion') IS NULL AS refused;
 SELECT owner, scope, classes, mode, expires_at - acquired_at AS ttl, renewed_at = acquired_at AS never_renewed,
-       taken_by = current_user AS taken_by_me
+       taken_by = current_user AS taken_by_me, held
   FROM lockhier.leases WHERE token = :import;
 SELECT lockhier.renew_lease(:import, '1 h');
 SELECT expires_at - renewed_at AS ttl FROM lockhier.leases WHERE token = :import;

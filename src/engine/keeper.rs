@@ -185,12 +185,13 @@ impl Keeper {
         }
         let reservation = self.tokens.reservation();
         records.extend(reservation.clone());
-        let written = self.write(records.clone());
+        let releases = records.iter().any(|r| matches!(r, Record::Release { .. }));
+        let written = self.write(records);
         if let (Ok(()), Some(reservation)) = (&written, &reservation) {
             self.tokens.journaled(reservation);
         }
         if let Err(e) = &written {
-            if records.iter().any(|r| matches!(r, Record::Release { .. })) {
+            if releases {
                 self.warn(
                     "release not journaled",
                     &format!("lockhier cannot journal a lease release (it is made all the same): {e}"),

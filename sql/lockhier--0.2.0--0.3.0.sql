@@ -1,0 +1,39 @@
+-- lockhier 0.2.0 -> 0.3.0 (ALTER EXTENSION lockhier UPDATE). The objects this leaves must be
+-- exactly those of a fresh 0.3.0: pg_test/upgrade/run.sh compares every one of them.
+\echo Use "ALTER EXTENSION lockhier UPDATE" to load this file. \quit
+
+-- The leases view gains a last column, held: false for a lease of the journal that waits to be
+-- held again after a restart (docs/leases.md). lease_list() returns it, and a function's result
+-- type cannot be changed in place: the view and the function are dropped and created again as
+-- a fresh install creates them, with the view's grant and comment. (A view of yours built on
+-- lockhier.leases makes the drop fail, and the update with it: drop it first, create it after.)
+DROP VIEW lockhier.leases;
+DROP FUNCTION lockhier.lease_list();
+
+CREATE FUNCTION lockhier."lease_list"() RETURNS TABLE (
+	"token" bigint,  /* i64 */
+	"owner" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"classes" TEXT[],  /* Vec < String > */
+	"mode" TEXT,  /* String */
+	"acquired_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"renewed_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"expires_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"taken_by" TEXT,  /* Option < String > */
+	"held" bool  /* bool */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lease_list_wrapper';
+
+-- The leases held in this database (src/api/leases.rs). Qualified, as every object of
+-- lockhier: nothing on the search_path it is created with can stand in for lease_list().
+CREATE VIEW lockhier.leases AS
+SELECT l.token, l.owner, l.scope, l.classes, l.mode, l.acquired_at, l.renewed_at, l.expires_at, l.taken_by,
+       l.held
+  FROM lockhier.lease_list() AS l;
+
+GRANT SELECT ON lockhier.leases TO PUBLIC;
+
+COMMENT ON VIEW lockhier.leases IS
+  'The leases held in this database: token, owner, scope, classes, mode, when acquired, renewed and expiring, the role that took each, and whether its locks are held (false while a lease of the journal waits to be held again after a restart)';
