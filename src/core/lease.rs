@@ -268,6 +268,8 @@ pub enum Ask {
         request: FixedRequest,
         role: u32,
         ttl: Duration,
+        /// The asking backend's pid: its own announced handoff is not in its way.
+        asker: i32,
     },
     Renew {
         database: u32,

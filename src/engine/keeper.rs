@@ -74,6 +74,16 @@ enum Decided {
     Extended { token: i64, renewed_at: Timestamp, expires_at: Timestamp, granted: bool },
 }
 
+/// A grant asked for (`Ask::Grant`'s fields).
+struct Wanted {
+    database: u32,
+    owner: Owner,
+    request: FixedRequest,
+    role: u32,
+    ttl: Duration,
+    asker: i32,
+}
+
 /// The keeper process's life; registered with `pg::keeper_process`.
 pub fn run() {
     let Some(area) = shmem::area() else { return };
@@ -227,8 +237,8 @@ impl Keeper {
     /// One question, with any error it raises caught: the keeper goes on whatever happens.
     fn decide(&mut self, ask: Ask, records: &mut Vec<Record>) -> Decided {
         PgTryBuilder::new(AssertUnwindSafe(|| match ask {
-            Ask::Grant { database, owner, request, role, ttl } => {
-                self.grant(database, owner, request, role, ttl, records)
+            Ask::Grant { database, owner, request, role, ttl, asker } => {
+                self.grant(Wanted { database, owner, request, role, ttl, asker }, records)
             }
             Ask::Renew { database, token, ttl } => self.renew(database, token, ttl, records),
             Ask::Release { database, token, fenced } => {
@@ -258,15 +268,8 @@ impl Keeper {
         }
     }
 
-    fn grant(
-        &mut self,
-        database: u32,
-        owner: Owner,
-        request: FixedRequest,
-        role: u32,
-        ttl: Duration,
-        records: &mut Vec<Record>,
-    ) -> Decided {
+    fn grant(&mut self, wanted: Wanted, records: &mut Vec<Record>) -> Decided {
+        let Wanted { database, owner, request, role, ttl, asker } = wanted;
         let now = clock::now();
         let wanted = request.request();
         match self.held.decide(database, &owner, role, &wanted) {
@@ -277,6 +280,11 @@ impl Keeper {
                 Decided::Extended { token, renewed_at: now, expires_at, granted: true }
             }
             Decision::Conflicts(_) => Decided::Final(Answer::Refused),
+            // A lease request waiting in the server's queue for a conflicting scope goes first:
+            // the asker is refused, and queues behind it (`engine::handoff`).
+            Decision::Free if self.area.handoff_in_the_way(database, asker, &wanted) => {
+                Decided::Final(Answer::Refused)
+            }
             Decision::Free => {
                 if self.held.is_full() {
                     return Decided::Final(Answer::Failed(Failure::TooManyLeases(self.held.capacity())));

@@ -129,44 +129,42 @@ pub fn take(
         request: FixedRequest::of(&request),
         role: roles::current(),
         ttl,
+        asker: lockmgr::my_pid(),
     };
     let plan = Plan::of(&request);
     let started = Instant::now();
     let mut waited = None;
-    // Another lease request waiting for a conflicting scope goes first (`handoff`), and this
-    // one, once it waits, announces its own.
-    let mut announced = None;
-    let mut in_line = handoff::queue_behind_handoffs(&request, wait, started);
-    if !in_line && wait != Wait::No {
-        waited = Some(started.elapsed());
-    }
+    // A lease request that waits announces a handoff (`handoff`), once, after queueing behind
+    // those announced before it; the keeper refuses a grant that would jump an announced one.
+    let mut _announced = None;
+    let mut queued_behind_handoffs = false;
     loop {
-        let answer = if in_line { ask(area, question)? } else { Answer::Refused };
-        match answer {
+        match ask(area, question)? {
             Answer::Granted { token } => return Ok(Some(token)),
             Answer::Refused => {}
             other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
         }
         // This session's own locks would be granted to it at once: waiting cannot help.
         let in_my_way = holders::find_for_lease(&plan).iter().any(|b| b.is_me);
-        let left = match wait {
-            Wait::No => None,
-            Wait::UpTo(limit) => {
-                limit.checked_sub(started.elapsed()).filter(|left| !left.is_zero()).map(Wait::UpTo)
-            }
-            Wait::Unbounded => Some(Wait::Unbounded),
+        let may_wait = match wait {
+            Wait::No => false,
+            Wait::UpTo(limit) => limit > started.elapsed(),
+            Wait::Unbounded => true,
         };
-        let free = match left {
-            Some(left) if !in_my_way && in_line => {
-                waited = Some(started.elapsed());
-                if announced.is_none() {
-                    announced = handoff::announce(&request);
+        let free = if may_wait && !in_my_way {
+            waited = Some(started.elapsed());
+            let mut in_line = true;
+            if !queued_behind_handoffs {
+                queued_behind_handoffs = true;
+                in_line = handoff::queue_behind_handoffs(&request, wait, started);
+                if in_line {
+                    _announced = handoff::announce(&request);
                 }
-                wait_until_free(&plan, left)
             }
-            _ => false,
+            in_line && wait_until_free(&plan, wait.left_after(started.elapsed()))
+        } else {
+            false
         };
-        in_line = true;
         if !free {
             if !refusal_is_an_error {
                 return Ok(None);

@@ -69,6 +69,20 @@ impl Area {
         }
     }
 
+    /// Whether a handoff announced in `database` by a backend other than `asker` conflicts with
+    /// `request` (for the keeper, deciding a grant).
+    pub fn handoff_in_the_way(&self, database: u32, asker: i32, request: &lockhier_core::Request) -> bool {
+        let _locked = Locked::new(self, false);
+        self.handoffs.iter().any(|slot| {
+            let pid = slot.pid.load(Ordering::Relaxed);
+            pid != 0
+                && pid != asker
+                && slot.database.load(Ordering::Relaxed) == database
+                // SAFETY: as in `handoffs_in_the_way`.
+                && unsafe { &*slot.request.get().cast::<FixedRequest>() }.request().conflicts_with(request)
+        })
+    }
+
     /// The ids of the handoffs announced in `database` by other backends whose requests
     /// `in_the_way` says conflict (read in place, under the shared lock).
     pub fn handoffs_in_the_way(&self, database: u32, in_the_way: impl Fn(&FixedRequest) -> bool) -> Vec<i64> {
