@@ -15,6 +15,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE"
+source "$HERE/../scripts/lib/common.sh"
 INSTALL_ONLY=0
 [ "${1:-}" = "--install-only" ] && INSTALL_ONLY=1
 [ "$INSTALL_ONLY" = 1 ] || : "${PGHOST:?PGHOST must point at the cluster}" "${PGPORT:?}" "${PGUSER:?}"
@@ -27,21 +28,7 @@ trap 'rm -rf "$OUT"' EXIT
 say() { printf '\n=== %s\n' "$*"; }
 die() { echo "clients/run.sh: $*" >&2; echo "RESULT 0 1"; exit 1; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
-
 # ---------------------------------------------------------------- dependencies (idempotent)
-install_python() {
-  local venv=$HERE/.venv req=$HERE/python/requirements.txt stamp
-  stamp=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.installed" 2>/dev/null)" = "$stamp" ]; then
-    return 0
-  fi
-  say "installing Python packages into clients/.venv"
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || return 1
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$req" || return 1
-  echo "$stamp" >"$venv/.installed"
-}
-
 install_node() {
   local stamp
   stamp=$(sha256sum "$HERE/node/package-lock.json" | cut -d' ' -f1)
@@ -53,34 +40,9 @@ install_node() {
   echo "$stamp" >"$HERE/node/node_modules/.installed"
 }
 
-install_ruby() {
-  if command -v ruby >/dev/null && ruby -e 'require "active_record"; require "pg"' 2>/dev/null; then
-    return 0
-  fi
-  say "installing ruby, ruby-activerecord and ruby-pg (Debian)"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y -qq ruby ruby-activerecord ruby-pg >"$OUT/apt.log" 2>&1 ||
-    { as_root apt-get update -qq >>"$OUT/apt.log" 2>&1 &&
-      as_root apt-get install -y -qq ruby ruby-activerecord ruby-pg >>"$OUT/apt.log" 2>&1; } ||
-    { cat "$OUT/apt.log" >&2; return 1; }
-}
-
-install_pgbouncer() {
-  if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then
-    return 0
-  fi
-  say "installing pgbouncer (Debian)"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y -qq pgbouncer >"$OUT/apt.log" 2>&1 ||
-    { as_root apt-get update -qq >>"$OUT/apt.log" 2>&1 &&
-      as_root apt-get install -y -qq pgbouncer >>"$OUT/apt.log" 2>&1; } ||
-    { cat "$OUT/apt.log" >&2; return 1; }
-}
-
-install_python || die "could not install the Python packages"
+python_venv "$HERE/.venv" "$HERE/python/requirements.txt" || die "could not install the Python packages"
 install_node || die "could not install the node packages"
-install_ruby || die "could not install ruby-activerecord"
-install_pgbouncer || die "could not install pgbouncer"
+apt_install ruby ruby-activerecord ruby-pg pgbouncer || die "could not install ActiveRecord and PgBouncer"
 [ "$INSTALL_ONLY" = 1 ] && exit 0
 command -v psql >/dev/null || die "psql not found"
 
@@ -108,9 +70,8 @@ psql -X -q -v ON_ERROR_STOP=1 -d lockhier_clients_django_migrate \
   -c 'CREATE EXTENSION lockhier' >/dev/null || die "CREATE EXTENSION failed"
 
 # ---------------------------------------------------------------- suites
-PASSED=0 FAILED=0
 SUMMARY=()
-count() {  # count NAME PASSED FAILED EXIT_CODE
+count_suite() {  # count_suite NAME PASSED FAILED EXIT_CODE
   local name=$1 p=$2 f=$3 rc=$4
   if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
     f=1  # the runner failed without a failed test to show for it (crash, no tests found...)
@@ -118,7 +79,7 @@ count() {  # count NAME PASSED FAILED EXIT_CODE
   if [ "$p" = 0 ] && [ "$f" = 0 ]; then
     f=1  # ran no test
   fi
-  PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
+  count "$p" "$f"
   SUMMARY+=("$(printf '%-26s %3d passed, %d failed' "$name" "$p" "$f")")
 }
 
@@ -145,7 +106,7 @@ pytest_suite() {  # pytest_suite NAME FILE
   (cd "$HERE/python" && "$HERE/.venv/bin/python" -m pytest -v "$2" --junitxml="$OUT/$2.xml" -o junit_family=xunit1)
   local rc=$? p f
   read -r p f < <(junit_counts "$OUT/$2.xml")
-  count "$1" "$p" "$f" "$rc"
+  count_suite "$1" "$p" "$f" "$rc"
 }
 pytest_suite "Python psycopg 3" test_psycopg.py
 pytest_suite "Python SQLAlchemy 2" test_sqlalchemy.py
@@ -159,22 +120,21 @@ say "Node: node-postgres (node --test)"
    --test-reporter=junit --test-reporter-destination="$OUT/node.xml" test/)
 rc=$?
 read -r p f < <(junit_counts "$OUT/node.xml")
-count "Node node-postgres" "$p" "$f" "$rc"
+count_suite "Node node-postgres" "$p" "$f" "$rc"
 
 say "Ruby: ActiveRecord $(ruby -e 'require "active_record"; print ActiveRecord.version' 2>/dev/null) (minitest)"
 ruby -W0 "$HERE/ruby/test_activerecord.rb" --verbose | tee "$OUT/ruby.log"
 rc=${PIPESTATUS[0]}
 read -r p f < <(sed -n 's/^\([0-9]*\) runs, [0-9]* assertions, \([0-9]*\) failures, \([0-9]*\) errors, \([0-9]*\) skips$/\1 \2 \3 \4/p' "$OUT/ruby.log" |
   awk '{ print $1 - $2 - $3 - $4, $2 + $3 + $4 } END { if (!NR) print 0, 1 }')
-count "Ruby ActiveRecord" "$p" "$f" "$rc"
+count_suite "Ruby ActiveRecord" "$p" "$f" "$rc"
 
 say "PgBouncer in transaction pooling: psycopg 3, SQLAlchemy 2 (pytest pgbouncer/)"
 bash "$HERE/pgbouncer/run.sh" --junitxml="$OUT/pgbouncer.xml" -o junit_family=xunit1
 rc=$?
 read -r p f < <(junit_counts "$OUT/pgbouncer.xml")
-count "PgBouncer (transaction)" "$p" "$f" "$rc"
+count_suite "PgBouncer (transaction)" "$p" "$f" "$rc"
 
 say "Summary"
 printf '%s\n' "${SUMMARY[@]}"
-echo "RESULT $PASSED $FAILED"
-[ "$FAILED" = 0 ]
+result_line

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # make bench: lockhier's throughput beside the stock advisory lock and the designs it replaces,
 # the conflict path's latency, the planner's cost, leases (what loading lease support costs
-# lock_field, a lease taken and released, how soon an expired lease lets a waiter in), and
-# lock_field beside the stock lock on every installed PostgreSQL major; writes BENCHMARKS.md
-# and bench/throughput.png. Installs what it needs first (skipping what is there).
+# lock_field, a lease taken and released, how soon an expired lease lets a waiter in, leases
+# under load beside the lease table, a cycle's latency with many leases held, the restore of
+# many after an immediate shutdown), and lock_field beside the stock lock on every installed
+# PostgreSQL major; writes BENCHMARKS.md and bench/throughput.png. Installs what it needs first
+# (skipping what is there).
 #
-#   make bench                         the full run on PostgreSQL 15: about 18 minutes on 2 cores
+#   make bench                         the full run on PostgreSQL 15: about 35 minutes on 2 cores
 #   make bench PG=18                   the same on another major (15, 16, 17 or 18)
-#   BENCH_QUICK=1 make bench           a smoke run (about 2 minutes), labelled SMOKE in the report
+#   BENCH_QUICK=1 make bench           a smoke run (about 3 minutes), labelled SMOKE in the report
 #
 # The run, in order: the release build of lockhier installed into each major where needed; the
 # planner timed (cargo test --release); then on PostgreSQL $PG, in a private cluster with
 # lockhier in shared_preload_libraries and durable commits: throughput (pgbench), the conflict
-# path, lock_field against a second cluster without lease support, leases timed from a client;
-# last, for each major 15 to 18 in its own cluster, lock_field beside the stock lock at 2 clients.
+# path, lock_field against a second cluster without lease support, leases timed from a client,
+# leases under load beside the lease table (pgbench); then leases at scale in a cluster of their
+# own (many leases held, a restart); last, for each major 15 to 18 in its own cluster,
+# lock_field beside the stock lock at 2 clients.
 #
 # Settings (environment):
 #   PG              the PostgreSQL major measured in full (default 15; make bench PG=NN sets it)
@@ -28,20 +32,35 @@
 #                   side, in alternating order, and seconds a run (default 10 and 3; quick 3 and 1)
 #   BENCH_LEASE_SAMPLES   timed pairs (take, release) per lease design (default 2000; quick 200)
 #   BENCH_EXPIRY_SAMPLES  leases expired under a queued waiter (default 100; quick 20)
-#   BENCH_INSTALL   1: rebuild and reinstall lockhier (scripts/package.sh, release) into each
+#   BENCH_LEASE_ROUNDS, BENCH_LEASE_SECONDS  leases under load (bench/lease_load.py): rounds, and
+#                   seconds a pgbench run (default 6 and 5; quick 1 and 2); each round runs the
+#                   lease cycle and the lease table's at every count of BENCH_LEASE_CLIENTS
+#                   (default "1 2 4 8"), and the renewals at BENCH_RENEW_CLIENTS (default "1 8")
+#   BENCH_HELD      the leases held while a cycle is timed (bench/lease_scale.py), besides none
+#                   (default "10000 100000"; quick "1000 10000"); the most are also restored after
+#                   an immediate shutdown. The scale cluster gets lockhier.max_leases = the most
+#                   + 1 for the timed cycle's own lease (at the setting's ceiling, 100,000, one
+#                   fewer is held), and a lock table of at least 10 entries a lease
+#                   (max_locks_per_transaction)
+#   BENCH_SCALE_SAMPLES   timed cycles per block at each level (default 2000; quick 200)
+#   BENCH_RESTORE_TIMEOUT seconds to wait for the first lockhier call after the restart
+#                   (default 900; quick 300)
+#   BENCH_INSTALL   1: rebuild and reinstall lockhier (as it ships: the dist profile) into each
 #                   major measured; 0: only where it is missing; unset: also where the installed
-#                   library is not this checkout's release build, or is older than its sources
-#                   (a debug build left by cargo pgrx test, say)
+#                   library is not this checkout's package build, or is older than its sources
+#                   (a test build left by make test, say)
 #   LOCKHIER_PG_VERSIONS  the majors scripts/setup.sh installs (default "15 16 17 18"); a major
 #                   that is not installed is reported as skipped
 #   BENCH_HOME, BENCH_PORT  the main cluster (default /var/tmp/lockhier-bench, 5483); the others
-#                   live beside it: $BENCH_HOME-pgNN on BENCH_PORT+1..+4 (majors 15..18) and
-#                   $BENCH_HOME-nopreload on BENCH_PORT+5. Each is made anew and stopped at the end
+#                   live beside it: $BENCH_HOME-pgNN on BENCH_PORT+1..+4 (majors 15..18),
+#                   $BENCH_HOME-nopreload on BENCH_PORT+5 and $BENCH_HOME-scale on BENCH_PORT+6.
+#                   Each is made anew and stopped at the end
 #   BENCH_OUT       raw results (default bench/results: throughput.csv, conflict.json, ...)
+#   BENCH_NOTE      a sentence the report shows at its top (how the machine was, say)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-source scripts/pg.sh
+source scripts/lib/pg.sh
 
 PG=${PG:-15}
 case "$PG" in 15 | 16 | 17 | 18) ;; *) echo "PG must be 15, 16, 17 or 18, not $PG" >&2; exit 2 ;; esac
@@ -52,13 +71,21 @@ if [ "$QUICK" = 1 ]; then
   SECONDS_TOTAL=${BENCH_SECONDS:-36} ROUNDS=${BENCH_ROUNDS:-1} CLIENTS=${BENCH_CLIENTS:-"1 2"}
   SAMPLES=${BENCH_SAMPLES:-400} PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-3} PAIR_SECONDS=${BENCH_PAIR_SECONDS:-1}
   LEASE_SAMPLES=${BENCH_LEASE_SAMPLES:-200} EXPIRY_SAMPLES=${BENCH_EXPIRY_SAMPLES:-20}
+  LEASE_ROUNDS=${BENCH_LEASE_ROUNDS:-1} LEASE_SECONDS=${BENCH_LEASE_SECONDS:-2}
+  HELD=${BENCH_HELD:-"1000 10000"} SCALE_SAMPLES=${BENCH_SCALE_SAMPLES:-200}
+  RESTORE_TIMEOUT=${BENCH_RESTORE_TIMEOUT:-300}
 else
   SECONDS_TOTAL=${BENCH_SECONDS:-600} ROUNDS=${BENCH_ROUNDS:-4} CLIENTS=${BENCH_CLIENTS:-"1 2 4"}
   SAMPLES=${BENCH_SAMPLES:-4000} PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-10} PAIR_SECONDS=${BENCH_PAIR_SECONDS:-3}
   LEASE_SAMPLES=${BENCH_LEASE_SAMPLES:-2000} EXPIRY_SAMPLES=${BENCH_EXPIRY_SAMPLES:-100}
+  LEASE_ROUNDS=${BENCH_LEASE_ROUNDS:-6} LEASE_SECONDS=${BENCH_LEASE_SECONDS:-5}
+  HELD=${BENCH_HELD:-"10000 100000"} SCALE_SAMPLES=${BENCH_SCALE_SAMPLES:-2000}
+  RESTORE_TIMEOUT=${BENCH_RESTORE_TIMEOUT:-900}
 fi
+LEASE_CLIENTS=${BENCH_LEASE_CLIENTS:-"1 2 4 8"} RENEW_CLIENTS=${BENCH_RENEW_CLIENTS:-"1 8"}
 HOME_MAIN=${BENCH_HOME:-/var/tmp/lockhier-bench} PORT_MAIN=${BENCH_PORT:-5483}
 HOME_NOPRELOAD=$HOME_MAIN-nopreload PORT_NOPRELOAD=$((PORT_MAIN + 5))
+HOME_SCALE=$HOME_MAIN-scale PORT_SCALE=$((PORT_MAIN + 6))
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 VENV=$ROOT/bench/.venv
 PY=$VENV/bin/python
@@ -130,28 +157,29 @@ installed_pg_config() {
   if [ -n "$found" ] && [ -x "$found" ]; then echo "$found"; fi
 }
 
-# install_lockhier NN PG_CONFIG: this checkout's release build into PostgreSQL NN, unless it is
-# there already (see BENCH_INSTALL). Each major builds in its own target directory, as make test does.
+# install_lockhier NN PG_CONFIG: this checkout's build as it ships (the dist profile) into
+# PostgreSQL NN, unless it is there already (see BENCH_INSTALL).
 install_lockhier() {
-  local v=$1 pg_config=$2 so target=$ROOT/target/pg$1 why=""
+  local v=$1 pg_config=$2 so built why=""
   so=$("$pg_config" --pkglibdir)/lockhier.so
   if [ "${BENCH_INSTALL:-}" = 1 ]; then
     why="BENCH_INSTALL=1"
   elif [ ! -f "$so" ] || [ ! -f "$("$pg_config" --sharedir)/extension/lockhier.control" ]; then
     why="not installed"
   elif [ "${BENCH_INSTALL:-}" != 0 ]; then
-    if ! cmp -s "$so" "$target/release/liblockhier.so"; then
-      why="the installed library is not this checkout's release build"
+    built=$(build_tree "$v" dist)$so
+    if ! cmp -s "$so" "$built"; then
+      why="the installed library is not this checkout's package build"
     elif [ -n "$(find src sql Cargo.toml Cargo.lock lockhier.control -type f -newer "$so" -print -quit)" ]; then
       why="the sources changed since it was built"
     fi
   fi
   [ -n "$why" ] || return 0
-  log "PostgreSQL $v: building and installing the release build of lockhier ($why)"
-  # package.sh builds into target/pgNN; install_build replaces the installed files rather than
-  # writing over them, which would crash a server running the library.
-  bash scripts/package.sh "$v" >"$OUT/install-pg$v.log" 2>&1 || { tail -n 30 "$OUT/install-pg$v.log" >&2; return 1; }
-  install_build "$v"
+  log "PostgreSQL $v: building and installing the package build of lockhier ($why)"
+  # install_build replaces the installed files rather than writing over them, which would crash
+  # a server running the library.
+  build_lockhier "$v" dist 2>"$OUT/install-pg$v.log" || { cat "$OUT/install-pg$v.log" >&2; return 1; }
+  install_build "$v" dist
 }
 
 # The majors compared side by side, and why any is not: all builds happen here, before any
@@ -171,21 +199,15 @@ for v in $ALL_VERSIONS; do
   fi
 done
 
-req=$ROOT/bench/requirements.txt
-stamp=$(sha256sum "$req" | cut -d' ' -f1)
-if [ ! -x "$PY" ] || [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$stamp" ]; then
-  log "installing the pinned Python packages into bench/.venv"
-  [ -x "$PY" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$req"
-  echo "$stamp" >"$VENV/.installed"
-fi
+python_venv "$VENV" "$ROOT/bench/requirements.txt"
 
 # ---------------------------------------------------------------- the planner, in release mode
 # A bench target of lockhier-core without a harness (src/core/benches/plan_timing.rs): only the
 # pure crate is built in release (seconds), before the cluster starts, so the build competes
 # with nothing measured. It fails if a field plan costs 1 µs or more.
-log "planner and key timing (cargo bench -p lockhier-core --bench plan_timing)"
-cargo bench -p lockhier-core --bench plan_timing \
+# The dist profile, as what ships is measured (cargo bench's own profile has thin LTO).
+log "planner and key timing (cargo bench --profile dist -p lockhier-core --bench plan_timing)"
+cargo bench --profile dist -p lockhier-core --bench plan_timing \
   >"$OUT/plan_timing.log" 2>&1 || { cat "$OUT/plan_timing.log" >&2; echo "plan_timing failed" >&2; exit 1; }
 sed -n 's/.*plan_timing: //p' "$OUT/plan_timing.log" >"$OUT/plan_timing.txt"
 cat "$OUT/plan_timing.txt"
@@ -213,6 +235,7 @@ log "recording the machine and the cluster's settings"
   echo "kernel=$(uname -r)"
   echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "note=${BENCH_NOTE:-}"
   echo "pg=$PG"
   echo "postgres=$(psql -X -At -d "$DB" -c 'SHOW server_version')"
   echo "pgbench=$("$PGBIN/pgbench" --version)"
@@ -227,6 +250,12 @@ log "recording the machine and the cluster's settings"
   echo "pair_seconds=$PAIR_SECONDS"
   echo "lease_samples=$LEASE_SAMPLES"
   echo "expiry_samples=$EXPIRY_SAMPLES"
+  echo "lease_rounds=$LEASE_ROUNDS"
+  echo "lease_seconds=$LEASE_SECONDS"
+  echo "lease_clients=$LEASE_CLIENTS"
+  echo "renew_clients=$RENEW_CLIENTS"
+  echo "held=$HELD"
+  echo "scale_samples=$SCALE_SAMPLES"
 } >"$OUT/machine.txt"
 psql -X -At -F '=' -d "$DB" -c "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings
   WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'wal_level',
@@ -283,8 +312,57 @@ log "leases: $LEASE_SAMPLES timed pairs per design, $EXPIRY_SAMPLES expiries"
 "$PY" bench/leases.py --db "$DB" --samples "$LEASE_SAMPLES" --expiry-samples "$EXPIRY_SAMPLES" \
   --out "$OUT/leases.json" ||
   log "WARNING: some lease calls did not end as expected (see the report's Leases section)"
-echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+
+# ---------------------------------------------------------------- leases under load
+# lockhier's lease cycle and renewal beside the lease table's, pgbench runs side by side.
+log "leases under load: the cycle at clients ($LEASE_CLIENTS), renewals at ($RENEW_CLIENTS)," \
+    "$LEASE_ROUNDS round(s) x ${LEASE_SECONDS} s a run, each beside the lease table's"
+# shellcheck disable=SC2086 # client counts are words
+"$PY" bench/lease_load.py --db "$DB" --cycle-clients $LEASE_CLIENTS --renew-clients $RENEW_CLIENTS \
+  --rounds "$LEASE_ROUNDS" --seconds "$LEASE_SECONDS" --bindir "$PGBIN" --server-log "$HOME_MAIN/server.log" \
+  --out "$OUT" || log "WARNING: leases under load did not complete (see the report's Leases section)"
 cluster "${MAIN[@]}" stop
+
+# ---------------------------------------------------------------- leases at scale
+# A cluster of its own, sized for the most leases held: lockhier.max_leases, and a shared lock
+# table of at least 10 entries a lease (a field lease takes 8 locks and its fence). The table has
+# max_locks_per_transaction x (MaxBackends + max_prepared_transactions) entries, MaxBackends
+# being max_connections + autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders.
+SCALE=("$PG" "$HOME_SCALE" "$PORT_SCALE" 1)
+most=$(tr ' ' '\n' <<<"$HELD" | sort -n | tail -n 1)
+log "leases at scale: a cluster in $HOME_SCALE on port $PORT_SCALE; a cycle timed with 0 and $HELD leases held," \
+    "then $most restored after an immediate shutdown"
+scale_status=measured
+if ! fresh_cluster "${SCALE[@]}" >"$OUT/cluster-scale.log" 2>&1; then
+  scale_status="failed: the scale cluster did not take the bench schema: $(first_error "$OUT/cluster-scale.log")"
+else
+  slots=$(in_cluster "${SCALE[@]}" psql -X -At -d "$DB" -c "SELECT sum(setting::int) + 1 FROM pg_settings
+    WHERE name IN ('max_connections', 'autovacuum_max_workers', 'max_worker_processes', 'max_wal_senders',
+                   'max_prepared_transactions')")
+  locks=$(( (most * 10 + slots - 1) / slots ))
+  # One more lease than the most held, for the timed cycle's own, within the setting's ceiling.
+  max_leases=$((most + 1)) && [ "$max_leases" -le 100000 ] || max_leases=100000
+  [ "$locks" -ge 64 ] || locks=64
+  cat >>"$HOME_SCALE/data/postgresql.conf" <<CONF
+# --- scripts/bench.sh: room for $most leases ($slots lock-table slots x $locks >= 10 entries a lease)
+lockhier.max_leases = $max_leases
+max_locks_per_transaction = $locks
+CONF
+  if ! { cluster "${SCALE[@]}" stop && cluster "${SCALE[@]}" start; } >>"$OUT/cluster-scale.log" 2>&1; then
+    scale_status="failed: the scale cluster did not start with lockhier.max_leases = $max_leases: $(first_error "$HOME_SCALE/server.log")"
+  else
+    # shellcheck disable=SC2086 # levels are words
+    in_cluster "${SCALE[@]}" "$PY" bench/lease_scale.py --db "$DB" --levels $HELD --samples "$SCALE_SAMPLES" \
+      --data "$HOME_SCALE/data" --server-log "$HOME_SCALE/server.log" --bindir "$PGBIN" \
+      --restore-timeout "$RESTORE_TIMEOUT" --out "$OUT/lease_scale.json" ||
+      scale_status="failed: some cycles did not end as expected, or no lockhier call was served after the restart"
+  fi
+fi
+[ "$scale_status" = measured ] || log "WARNING: leases at scale: $scale_status"
+echo "status=$scale_status" >"$OUT/lease_scale.txt"
+# An immediate stop: a cluster left restoring would make a fast shutdown wait.
+as_owner "$PGBIN/pg_ctl" -D "$HOME_SCALE/data" -m immediate -w stop >/dev/null 2>&1 || true
+echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
 # ---------------------------------------------------------------- every major
 # lock_field beside the stock lock at 2 clients, on each major in a fresh cluster of its own

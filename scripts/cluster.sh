@@ -11,7 +11,7 @@
 #   LOCKHIER_PORT  its port (default 5499)
 #   LOCKHIER_PRELOAD  0 for a cluster without lockhier in shared_preload_libraries (no leases)
 set -euo pipefail
-source "$(dirname "$0")/pg.sh"
+source "$(dirname "$0")/lib/pg.sh"
 
 LOCKHIER_PG=${LOCKHIER_PG:-15}
 LOCKHIER_HOME=${LOCKHIER_HOME:-/var/tmp/lockhier}
@@ -20,15 +20,6 @@ PG_CONFIG=$(pg_config_for "$LOCKHIER_PG")
 PGBIN=$("$PG_CONFIG" --bindir)
 DATA=$LOCKHIER_HOME/data
 SOCKETS=$LOCKHIER_HOME/run
-
-as_owner() {
-  if [ "$(id -u)" = 0 ]; then
-    # env -u: a Rust backtrace setting in the caller's environment would end up in DETAILs.
-    sudo -u postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@"
-  else
-    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@"
-  fi
-}
 
 case "${1:-}" in
   start)

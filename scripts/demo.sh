@@ -3,16 +3,20 @@
 # lockhier. Builds and installs first (skipping what is done), then plays the scenes with
 # timestamped output, stops the cluster and says how to start it again to try more.
 #
-#   PG=NN   the PostgreSQL major to run it on (default 15)
+#   PG=NN                 the PostgreSQL major to run it on (default 15)
+#   LOCKHIER_DEMO_BUILD   0: play on what is installed, without set-up or build (make test
+#                         does so, on the build its SQL suites installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/pg.sh
 
 export LOCKHIER_PG=${PG:-15}
-LOCKHIER_SETUP_CLIENTS=0 LOCKHIER_PG_VERSIONS=$LOCKHIER_PG bash scripts/setup.sh
-echo "[demo] building and installing lockhier for PostgreSQL $LOCKHIER_PG (release)..."
-bash scripts/package.sh "$LOCKHIER_PG" >/dev/null
-source scripts/pg.sh
-install_build "$LOCKHIER_PG"
+if [ "${LOCKHIER_DEMO_BUILD:-1}" != 0 ]; then
+  LOCKHIER_SETUP_CLIENTS=0 LOCKHIER_PG_VERSIONS=$LOCKHIER_PG bash scripts/setup.sh
+  echo "[demo] building and installing lockhier for PostgreSQL $LOCKHIER_PG (release)..."
+  build_lockhier "$LOCKHIER_PG"
+  install_build "$LOCKHIER_PG"
+fi
 
 export LOCKHIER_HOME=${LOCKHIER_DEMO_HOME:-/var/tmp/lockhier-demo-$LOCKHIER_PG} LOCKHIER_PORT=${LOCKHIER_DEMO_PORT:-5497}
 scripts/cluster.sh start

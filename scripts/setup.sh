@@ -6,25 +6,17 @@
 #   LOCKHIER_SETUP_CLIENTS 0 to skip the client suites' packages (default: 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
 
 PGRX_VERSION=0.18.1
 VERSIONS=${LOCKHIER_PG_VERSIONS-15 16 17 18}
-APT_PACKAGES=(clang libclang-dev pkg-config sudo make curl dpkg-dev pgbouncer)
 
 log() { printf '[setup] %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
+# What building needs (the client suites install their own, PgBouncer included).
+apt_install clang libclang-dev pkg-config sudo make curl dpkg-dev
 # The client suites need Node.js; this machine kind ships it, Debian has it otherwise.
-command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 # Debian starts packaged services (a cluster on 5432, pgbouncer on 6432); lockhier's tests use
 # private instances on their own ports only.
 

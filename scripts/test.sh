@@ -1,147 +1,178 @@
 #!/usr/bin/env bash
-# The whole test suite, on every PostgreSQL major lockhier supports: style, lints and layers;
-# lockhier-core's tests; then for each version the Rust unit tests and #[pg_test]s, the
-# release package installed into a private cluster, pg_regress, the isolation specs, the
-# upgrade from 0.1.0 and a dump and restore, leases on a standby and after a failover (and on
-# 15 and 18 the client and reliability suites); then the README's code blocks, the demo, and the PostgreSQL 15 Debian package.
-# Installs what it needs first. Ends with one summary line:
-#   N passed, N failed
+# The tests, one make target each. Every target installs what it needs first, prints one
+# `ok`/`not ok` line per test (with the suites' own output around them) and ends with one line,
+# `N passed, N failed`, exiting non-zero if any failed:
 #
-#   LOCKHIER_PG_VERSIONS   the majors to test (default: 15 16 17 18)
+#   scripts/test.sh check            make check: cargo fmt; cargo clippy -D warnings on every
+#                                    major; the layers of src/; lockhier-core's tests; the
+#                                    documentation's code blocks
+#   scripts/test.sh pgtest NN        make pgtest PG=NN: the Rust unit tests and #[pg_test]s
+#   scripts/test.sh sql NN           make sql PG=NN: pg_regress, the isolation specs, the
+#                                    upgrades with a dump and restore, leases on a standby
+#   scripts/test.sh clients NN       make clients PG=NN: the real-client suites (clients/)
+#   scripts/test.sh reliability NN   make reliability PG=NN: the reliability suite (reliability/)
+#   scripts/test.sh                  make test: set-up, check, then on each major pgtest and sql
+#                                    (and on 15 and 18 clients and reliability), then on 15 the
+#                                    demo and the Debian package
+#
+# sql, clients and reliability run against a fresh private cluster of PostgreSQL NN with the
+# test build installed (scripts/lib/pg.sh: the release profile, thin LTO).
+#
+#   LOCKHIER_PG_VERSIONS   the majors of make test and of make check's clippy (default: 15 16 17 18)
+#
+# Logs go to target/test-output/.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
+source scripts/lib/pg.sh
 ROOT=$PWD
 OUT=$ROOT/target/test-output
 VERSIONS=${LOCKHIER_PG_VERSIONS:-15 16 17 18}
 FULL_SUITES="15 18" # the client and reliability suites run on these
+built=""            # the majors lockhier built for (start_cluster)
 started=$(date +%s)
 
-passed=0
-failed=0
-count() { passed=$((passed + $1)); failed=$((failed + $2)); }
 section() { printf '\n=== %s\n' "$*"; }
-check() { # name command...: one ok/not ok line
-  local name=$1
-  shift
-  if "$@"; then echo "ok - $name"; count 1 0; else echo "not ok - $name"; count 0 1; fi
-}
 
-LOCKHIER_PG_VERSIONS=$VERSIONS bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
-source scripts/pg.sh
-rm -rf "$OUT" && mkdir -p "$OUT"
-
-# --- style, lints, layers, and the pure core ------------------------------------------------
-section "cargo fmt, cargo clippy, the layers of src/, lockhier-core's tests"
-if cargo fmt --all --check >"$OUT/fmt.log" 2>&1; then echo "ok - cargo fmt --all --check"; count 1 0
-else echo "not ok - cargo fmt --all --check: see $OUT/fmt.log"; head -40 "$OUT/fmt.log"; count 0 1; fi
-if cargo clippy --workspace --all-targets -- -D warnings >"$OUT/clippy.log" 2>&1; then
-  echo "ok - cargo clippy --workspace --all-targets -- -D warnings"; count 1 0
-else echo "not ok - cargo clippy: see $OUT/clippy.log"; grep -E '^(error|warning)' -A6 "$OUT/clippy.log" | head -60; count 0 1; fi
-python3 scripts/check_layers.py | tee "$OUT/layers.log"
-count "$(grep -c '^ok ' "$OUT/layers.log")" "$(grep -c '^not ok ' "$OUT/layers.log")"
-# lockhier-core is plain Rust: its exhaustive tests (the oracle against every plan) need no server.
-cargo test -p lockhier-core 2>&1 | tee "$OUT/core-test.log" | grep -E '^test result|FAILED|panicked'
-count_cargo_results() { # log
-  local results
-  results=$(grep -E '^test result:' "$1")
-  if [ -z "$results" ]; then echo "the tests did not run (build failure?): see $1"; count 0 1
-  else count "$(awk '{s += $4} END {print s}' <<<"$results")" "$(awk '{s += $6} END {print s}' <<<"$results")"; fi
-}
-count_cargo_results "$OUT/core-test.log"
-
-# pg_regress and pg_isolation_regress print one line per test: "... ok" / "... FAILED" up to
-# PostgreSQL 15, "ok 1 - name" / "not ok 1 - name" (TAP) from 16.
-count_lines() {
-  count "$(grep -cE '\.\.\. +ok|^ok [0-9]+ ' "$1")" "$(grep -cE '\.\.\. +FAILED|\.\.\. +failed|^not ok [0-9]+ ' "$1")"
-}
-
-# Suites with their own runner end with a line "RESULT <passed> <failed>".
-run_suite() { # title, command...
-  local title=$1 log result
-  shift
-  section "$title"
-  log="$OUT/$(echo "$title" | tr -c 'a-z0-9\n' '-' | head -c 50).log"
-  "$@" 2>&1 | tee "$log"
-  result=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$log" | tail -n 1)
-  if [ -n "$result" ]; then
-    count "$(cut -d' ' -f2 <<<"$result")" "$(cut -d' ' -f3 <<<"$result")"
-  else
-    echo "no RESULT line: the suite did not finish"
+# counted LOG COUNTER FILTER CMD...: run CMD with its output in LOG, and on the terminal the lines
+# that match FILTER (a grep -E pattern; '' for all). Adds what COUNTER (count_* in
+# scripts/lib/common.sh) reads in LOG, and one failure if CMD failed while COUNTER found no
+# failed test (it crashed, or did not build).
+counted() {
+  local log=$1 counter=$2 filter=$3 before=$failed rc
+  shift 3
+  "$@" 2>&1 | tee "$log" | grep --line-buffered -E "$filter"
+  rc=${PIPESTATUS[0]}
+  "$counter" "$log"
+  if [ "$rc" != 0 ] && [ "$failed" = "$before" ]; then
+    echo "not ok - it exited with status $rc, no failed test shown: see $log"
     count 0 1
   fi
 }
 
-for v in $VERSIONS; do
-  pg_config=$(pg_config_for "$v")
-  pgxs=$("$pg_config" --pkglibdir)/pgxs
-  export CARGO_TARGET_DIR=$ROOT/target/pg$v
+# setup MAJORS CLIENTS: scripts/setup.sh for those majors (and the client suites' packages if
+# CLIENTS is 1). Nothing runs without it.
+setup() {
+  LOCKHIER_PG_VERSIONS=$1 LOCKHIER_SETUP_CLIENTS=$2 bash scripts/setup.sh ||
+    { echo "not ok - scripts/setup.sh"; count 0 1; summary_line; exit 1; }
+}
 
-  # --- Rust unit tests and #[pg_test]s -------------------------------------------------------
-  # One test at a time: tests that lock the global scope would conflict across sessions.
+# --- make check: no server needed -------------------------------------------------------------
+run_check() {
+  section "cargo fmt, cargo clippy on PostgreSQL ${VERSIONS// /, }, the layers of src/"
+  if cargo fmt --all --check >"$OUT/fmt.log" 2>&1; then echo "ok - cargo fmt --all --check"; count 1 0
+  else echo "not ok - cargo fmt --all --check: see $OUT/fmt.log"; head -40 "$OUT/fmt.log"; count 0 1; fi
+  local v
+  for v in $VERSIONS; do
+    # Each major compiles different code (src/pg/version.rs), so each is linted.
+    if cargo clippy --workspace --all-targets --no-default-features --features "pg$v" -- -D warnings \
+         >"$OUT/clippy-$v.log" 2>&1; then
+      echo "ok - cargo clippy (PostgreSQL $v) -- -D warnings"; count 1 0
+    else
+      echo "not ok - cargo clippy (PostgreSQL $v): see $OUT/clippy-$v.log"; count 0 1
+      grep -E '^(error|warning)' -A6 "$OUT/clippy-$v.log" | head -60
+    fi
+  done
+  counted "$OUT/layers.log" count_tap '' python3 scripts/check_layers.py
+
+  section "lockhier-core's tests (plain Rust: the oracle against every plan, key vectors)"
+  counted "$OUT/core-test.log" count_cargo '^test result|FAILED|panicked|^error' cargo test -p lockhier-core
+
+  section "README and docs/ code blocks are ones the tests run"
+  counted "$OUT/docs.log" count_tap '' python3 scripts/check_docs.py
+}
+
+# --- make pgtest PG=NN ------------------------------------------------------------------------
+run_pgtest() {
+  local v=$1 home=/var/tmp/lockhier-pgtest-$1
   section "PostgreSQL $v: cargo pgrx test (Rust unit tests and #[pg_test])"
-  pgtest_home=/var/tmp/lockhier-pgtest-$v
-  mkdir -p "$pgtest_home" && chown postgres "$pgtest_home"
-  RUST_TEST_THREADS=1 cargo pgrx test "pg$v" --runas postgres --pgdata "$pgtest_home/data" 2>&1 \
-    | tee "$OUT/cargo-test-$v.log" | grep -E '^test |^test result|panicked|^error'
-  count_cargo_results "$OUT/cargo-test-$v.log"
+  mkdir -p "$home" && chown postgres "$home"
+  # One test at a time: tests that lock the global scope would conflict across sessions.
+  counted "$OUT/cargo-test-$v.log" count_cargo '^test |^test result|panicked|^error' \
+    env RUST_TEST_THREADS=1 cargo pgrx test "pg$v" --runas postgres --pgdata "$home/data"
+}
 
-  # --- the release package, in a private cluster ----------------------------------------------
-  section "PostgreSQL $v: build the release package, install it, start a private cluster"
-  if ! deb=$(bash scripts/package.sh "$v" 2>"$OUT/package-$v.log"); then
-    cat "$OUT/package-$v.log"
-    echo "not ok - PostgreSQL $v: the package did not build"; count 0 1
-    continue
+# --- a private cluster for sql, clients and reliability ---------------------------------------
+# start_cluster NN: builds and installs the test build, starts a fresh cluster and points psql
+# & co. at it (stop_cluster undoes that). Fails if lockhier did not build.
+start_cluster() {
+  local v=$1
+  section "PostgreSQL $v: build lockhier (release profile), install it, start a private cluster"
+  if ! build_lockhier "$v" 2>"$OUT/build-$v.log"; then
+    cat "$OUT/build-$v.log"
+    echo "not ok - PostgreSQL $v: lockhier builds"; count 0 1
+    return 1
   fi
-  echo "ok - PostgreSQL $v: built $deb"; count 1 0
+  echo "ok - PostgreSQL $v: lockhier builds"; count 1 0
+  built="${built:-} $v"
   install_build "$v"
   export LOCKHIER_PG=$v LOCKHIER_HOME=/var/tmp/lockhier-test-$v LOCKHIER_PORT=$((5480 + v - 15))
   scripts/cluster.sh stop 2>/dev/null
   rm -rf "$LOCKHIER_HOME"
   scripts/cluster.sh start
+  SAVED_PATH=$PATH
   eval "$(scripts/cluster.sh env)"
+}
 
+# The next build must not see the cluster's variables (PG_CONFIG, PATH).
+stop_cluster() {
+  scripts/cluster.sh stop
+  PATH=$SAVED_PATH
+  unset LOCKHIER_PG LOCKHIER_HOME LOCKHIER_PORT PGHOST PGPORT PGUSER PG_CONFIG
+}
+
+# --- make sql PG=NN (on a started cluster) -----------------------------------------------------
+run_sql() {
+  local v=$1 pgxs tests specs diffs
+  pgxs=$("$PG_CONFIG" --pkglibdir)/pgxs
   section "PostgreSQL $v: pg_regress (exact messages users see)"
   tests=$(cd pg_test/sql && ls *.sql | sed 's/\.sql$//')
-  "$pgxs/src/test/regress/pg_regress" --bindir="$("$pg_config" --bindir)" \
+  counted "$OUT/regress-$v.log" count_regress '' \
+    "$pgxs/src/test/regress/pg_regress" --bindir="$("$PG_CONFIG" --bindir)" \
     --inputdir=pg_test --outputdir="$OUT/regress-$v" --dbname=lockhier_regress \
-    --load-extension=lockhier --load-extension=dblink $tests 2>&1 | tee "$OUT/regress-$v.log"
-  count_lines "$OUT/regress-$v.log"
+    --load-extension=lockhier --load-extension=dblink $tests
 
   section "PostgreSQL $v: isolation specs (contention, step by step)"
   specs=$(cd pg_test/specs && ls *.spec | sed 's/\.spec$//')
-  "$pgxs/src/test/isolation/pg_isolation_regress" --bindir="$("$pg_config" --bindir)" \
+  counted "$OUT/isolation-$v.log" count_regress '' \
+    "$pgxs/src/test/isolation/pg_isolation_regress" --bindir="$("$PG_CONFIG" --bindir)" \
     --inputdir=pg_test --outputdir="$OUT/isolation-$v" --dbname=lockhier_isolation \
-    --load-extension=lockhier --load-extension=dblink $specs 2>&1 | tee "$OUT/isolation-$v.log"
-  count_lines "$OUT/isolation-$v.log"
+    --load-extension=lockhier --load-extension=dblink $specs
 
-  run_suite "PostgreSQL $v: upgrade from 0.1.0, dump and restore" bash pg_test/upgrade/run.sh
-  run_suite "PostgreSQL $v: leases on a standby and after its promotion" bash pg_test/standby/run.sh
+  section "PostgreSQL $v: upgrade from 0.1.0, dump and restore"
+  counted "$OUT/upgrade-$v.log" count_result '' bash pg_test/upgrade/run.sh
+  section "PostgreSQL $v: leases on a standby and after its promotion"
+  counted "$OUT/standby-$v.log" count_result '' bash pg_test/standby/run.sh
 
-  if [[ " $FULL_SUITES " == *" $v "* ]]; then
-    run_suite "PostgreSQL $v: real clients: psycopg, SQLAlchemy, Django, psql, node-postgres, ActiveRecord" clients/run.sh
-    # Last on this cluster: it fills the lock table and SIGKILLs a backend (the server restarts).
-    run_suite "PostgreSQL $v: reliability: invariants under load, faults, limits, bad input, privileges" reliability/run.sh
-  fi
-  scripts/cluster.sh stop
   for diffs in "$OUT/regress-$v/regression.diffs" "$OUT/isolation-$v/regression.diffs"; do
     [ -s "$diffs" ] && { section "differences: $diffs"; head -c 20000 "$diffs"; }
   done
-done
-unset CARGO_TARGET_DIR LOCKHIER_PG LOCKHIER_HOME LOCKHIER_PORT PGHOST PGPORT PGUSER PG_CONFIG
+}
 
-section "README and docs/ code blocks are ones the tests run"
-python3 scripts/check_docs.py | tee "$OUT/docs.log"
-count "$(grep -c '^ok ' "$OUT/docs.log")" "$(grep -c '^not ok ' "$OUT/docs.log")"
+run_clients() {
+  section "PostgreSQL $1: real clients: psycopg, SQLAlchemy, Django, psql, node-postgres, ActiveRecord"
+  counted "$OUT/clients-$1.log" count_result '' clients/run.sh
+}
 
-if [[ " $VERSIONS " == *" 15 "* ]]; then
+# Last on a cluster: it fills the lock table and SIGKILLs a backend (the server restarts).
+run_reliability() {
+  section "PostgreSQL $1: reliability: invariants under load, faults, limits, bad input, privileges"
+  counted "$OUT/reliability-$1.log" count_result '' reliability/run.sh
+}
+
+# --- make test's last steps, on PostgreSQL 15 --------------------------------------------------
+run_demo() {
   section "the demo (make demo) plays to the end"
   # The bounded wait (wait => '10 s') is granted when the snapshot commits, 2 s after it began:
   # it took at least that long and less than its bound (a bound, not a timing window).
   waited_ms() { grep -oE 'Time: [0-9]+\.[0-9]+ ms' "$OUT/demo.log" | head -n 1 | grep -oE '[0-9]+' | head -n 1; }
-  run_demo() {
+  play_demo() {
+    # On the build the SQL suites installed in PostgreSQL 15: no set-up or build again. make test
+    # PG=NN must not pass PG on (the demo is checked on 15).
+    export LOCKHIER_DEMO_BUILD=0
+    unset MAKEFLAGS
     make demo
   }
-  if run_demo >"$OUT/demo.log" 2>&1 \
+  if play_demo >"$OUT/demo.log" 2>&1 \
      && grep -q 'operation in progress: cannot lock field 99 (table 12, application 7) for "field__update"' "$OUT/demo.log" \
      && [ "$(waited_ms)" -ge 1500 ] && [ "$(waited_ms)" -lt 10000 ] \
      && grep -q 'nothing is left running' "$OUT/demo.log"; then
@@ -149,12 +180,73 @@ if [[ " $VERSIONS " == *" 15 "* ]]; then
   else
     echo "not ok - demo: see $OUT/demo.log"; tail -20 "$OUT/demo.log"; count 0 1
   fi
+}
 
-  # Last: it installs the .deb over the files of the release build, and removes them.
-  run_suite "the PostgreSQL 15 Debian package, installed with dpkg" bash scripts/test_package.sh
-fi
+# The .deb as it ships (the dist profile), installed with dpkg. Last: it installs over the
+# files of the test build, and puts them back.
+run_package_test() {
+  section "the PostgreSQL 15 Debian package, installed with dpkg"
+  local deb
+  if deb=$(bash scripts/package.sh 15 2>"$OUT/package-15.log"); then
+    echo "ok - PostgreSQL 15: built $deb"; count 1 0
+    counted "$OUT/test-package.log" count_result '' bash scripts/test_package.sh
+  else
+    cat "$OUT/package-15.log"
+    echo "not ok - PostgreSQL 15: the Debian package builds"; count 0 1
+  fi
+}
 
-echo
-echo "make test took $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+# --- the targets ---------------------------------------------------------------------------------
+major() {
+  case "${1:-}" in 15 | 16 | 17 | 18) ;; *) echo "usage: scripts/test.sh $target 15|16|17|18" >&2; exit 2 ;; esac
+}
+on_cluster() { # NN SUITE...: the suites, in order, on one fresh cluster
+  local v=$1 suite
+  shift
+  start_cluster "$v" || return 0
+  for suite in "$@"; do "run_$suite" "$v"; done
+  stop_cluster
+}
+
+target=${1:-all}
+mkdir -p "$OUT"
+case "$target" in
+  check)
+    setup "$VERSIONS" 0
+    run_check
+    ;;
+  pgtest)
+    major "${2:-}"
+    setup "$2" 0
+    run_pgtest "$2"
+    ;;
+  sql | clients | reliability)
+    major "${2:-}"
+    setup "$2" "$([ "$target" = clients ] && echo 1 || echo 0)"
+    on_cluster "$2" "$target"
+    ;;
+  all)
+    rm -rf "$OUT" && mkdir -p "$OUT"
+    setup "$VERSIONS" 1
+    run_check
+    for v in $VERSIONS; do
+      run_pgtest "$v"
+      if [[ " $FULL_SUITES " == *" $v "* ]]; then
+        on_cluster "$v" sql clients reliability
+      else
+        on_cluster "$v" sql
+      fi
+    done
+    if [[ " $VERSIONS " == *" 15 "* ]]; then
+      if [[ " $built " == *" 15 "* ]]; then run_demo; else echo "not ok - demo: lockhier did not build for PostgreSQL 15"; count 0 1; fi
+      run_package_test
+    fi
+    echo
+    echo "make test took $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s"
+    ;;
+  *)
+    echo "usage: scripts/test.sh [check | pgtest NN | sql NN | clients NN | reliability NN]" >&2
+    exit 2
+    ;;
+esac
+summary_line

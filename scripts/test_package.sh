@@ -6,15 +6,15 @@
 # Afterwards the release build is copied back in place, so the machine is left as it was.
 # Prints one ok/not ok line per check and ends with RESULT <passed> <failed>.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+cd "$(dirname "$0")/.." || exit 1
+source scripts/lib/pg.sh
+version=$(crate_version)
 deb=target/packages/postgresql-15-lockhier_${version}_amd64.deb
-source scripts/checks.sh
 
 check "the package exists: $deb" test -s "$deb"
 # As the README says, word for word (so a new version updates the README too).
-check "the README's install command names this version's package" test "$version" = 0.2.0
-dpkg -i target/packages/postgresql-15-lockhier_0.2.0_amd64.deb >/tmp/lockhier-dpkg.log 2>&1
+check "the README's install command names this version's package" test "$version" = 0.3.0
+dpkg -i target/packages/postgresql-15-lockhier_0.3.0_amd64.deb >/tmp/lockhier-dpkg.log 2>&1
 status=$?
 check "dpkg -i $(basename "$deb")" test "$status" = 0
 [ "$status" = 0 ] || cat /tmp/lockhier-dpkg.log
@@ -56,8 +56,7 @@ check "without shared_preload_libraries, a lease is refused with 55000 and what 
 
 dpkg -r postgresql-15-lockhier >/tmp/lockhier-dpkg.log 2>&1
 check "dpkg -r removes it" bash -c '! test -e /usr/lib/postgresql/15/lib/lockhier.so && ! dpkg -s postgresql-15-lockhier >/dev/null 2>&1'
-source scripts/pg.sh
 install_build 15 2>/dev/null
 rm -rf "$LOCKHIER_HOME"
 
-checks_result
+result_line
