@@ -12,33 +12,40 @@ use super::locks::{self, Taking};
 use super::Keeper;
 use crate::pg::{clock, keeper_process};
 use lockhier_core::lease::journal::Record;
-use lockhier_core::lease::{self, Decision, Lease};
+use lockhier_core::lease::{Decision, Lease};
 
 impl Keeper {
     /// Take the locks of every lease of the journal that has not expired, each on its own, then
     /// let lockhier requests in. False when the server asks the keeper to stop first.
     pub(super) fn restore(&mut self, mut leases: Vec<Lease>) -> bool {
+        let started = std::time::Instant::now();
         self.held.clear();
         leases.sort_by_key(|l| l.token);
-        let mut kept: Vec<Lease> = Vec::new();
         let mut released = Vec::new();
-        for lease in leases {
-            if let Some(why) = self.not_restorable(&lease, &kept) {
+        for mut lease in leases {
+            if let Some(why) = self.not_restorable(&lease) {
                 keeper_process::log(
                     &format!("lockhier: lease {} is not held again: {why}", lease.token),
                     true,
                 );
                 released.push(Record::Release { token: lease.token });
-            } else {
-                kept.push(lease);
+                continue;
             }
-        }
-        let _ = self.journal.append_all(&released);
-        for mut lease in kept {
             lease.held = self.take_again(&lease);
             self.held.add(lease);
         }
+        let _ = self.write(released);
         self.area.set_restored(true);
+        if self.held.len() > 0 {
+            keeper_process::log(
+                &format!(
+                    "lockhier: {} leases held again in {} ms",
+                    self.held.len(),
+                    started.elapsed().as_millis()
+                ),
+                false,
+            );
+        }
         true
     }
 
@@ -80,15 +87,15 @@ impl Keeper {
     }
 
     /// Why a lease of the journal is not taken again: its ttl ran out while the server was
-    /// down; it conflicts with one kept before it (the journal never holds two such leases,
-    /// but the oracle is checked rather than assumed); or `lockhier.max_leases` is full
-    /// (lowered across the restart: the leases with the lowest tokens are kept).
-    fn not_restorable(&self, lease: &Lease, kept: &[Lease]) -> Option<String> {
+    /// down; it conflicts with one kept before it (the journal's replay already drops such
+    /// pairs, but the oracle is checked rather than assumed, through the keeper's index); or
+    /// `lockhier.max_leases` is full (lowered across the restart: the lowest tokens are kept).
+    fn not_restorable(&self, lease: &Lease) -> Option<String> {
         if lease.expires_at <= clock::now() {
             return Some("its ttl ran out while the server was down".to_string());
         }
         let request = lease.request.request();
-        let in_the_way = match lease::decide(lease.database, &lease.owner, lease.role, &request, kept) {
+        let in_the_way = match self.held.decide(lease.database, &lease.owner, lease.role, &request) {
             Decision::Free => None,
             Decision::Reentrant(token) => Some(token),
             Decision::Conflicts(tokens) => tokens.first().copied(),
@@ -97,6 +104,6 @@ impl Keeper {
             return Some(format!("it conflicts with lease {token}, held again before it"));
         }
         let capacity = self.held.capacity();
-        (kept.len() >= capacity).then(|| format!("lockhier.max_leases ({capacity}) leases are held"))
+        (self.held.len() >= capacity).then(|| format!("lockhier.max_leases ({capacity}) leases are held"))
     }
 }
