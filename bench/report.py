@@ -156,7 +156,8 @@ def plot(res: Results, path: Path, title: str):
     plt.close(fig)
 
 
-def write_leases(w, preload: Paired, preload_status: str, leases: dict, pg: str, machine: dict):
+def write_leases(w, preload: Paired, preload_status: str, leases: dict, pg: str, machine: dict,
+                 load: Paired, warnings: dict, scale: dict, scale_status: str):
     w("## Leases")
     w("")
     w("### Lease support loaded")
@@ -236,6 +237,160 @@ def write_leases(w, preload: Paired, preload_status: str, leases: dict, pg: str,
     for failure in e.get("failures", []):
         w(f"- failed sample: {failure}")
     w("")
+    write_lease_load(w, load, warnings, machine)
+    write_lease_scale(w, scale, scale_status, machine)
+
+
+LOAD_TESTS = {
+    "cycle": ("lease cycle", "`lockhier.lease_field(a, t, f, owner, 'field__update', ttl => '1 min') AS token \\gset`, "
+              "then `lockhier.release_lease(:token)` (`bench/pgbench/lease_cycle.sql`)",
+              "the seed design's upsert-with-takeover, then `DELETE` (`bench/pgbench/lease.sql`)"),
+    "renew": ("renewal", "`lockhier.renew_lease(token)` of a lease the client holds (`bench/pgbench/lease_renew.sql`)",
+              "`UPDATE bench_lease SET last_renewed_ts = now()` of the row the client holds "
+              "(`bench/pgbench/lease_table_renew.sql`)"),
+}
+
+
+def load_ratios(load: Paired, test: str):
+    """[(clients, median ratio, per-round ratios)] of lockhier's side over the table's."""
+    counts = sorted({c for (tag, c, _) in load.tps if tag == test})
+    return [(c, load.ratio(test, c, "lease", "table"), load.ratios(test, c, "lease", "table")) for c in counts]
+
+
+def write_lease_load(w, load: Paired, warnings: dict, machine: dict):
+    w("### Leases under load, beside the lease table")
+    w("")
+    w("Leases replace a lease table; here both run under `pgbench -M prepared` on the same cluster, durable "
+      "commits on both sides (`fsync` and `synchronous_commit` on: the keeper flushes its journal before it "
+      "answers, the table's commits wait for their WAL flush). Each round runs, at each client count in a new "
+      "shuffled order, lockhier's script and the table's one right after the other (the first side first in odd "
+      "rounds, second in even ones); the ratio is the median over rounds of lockhier's tps ÷ the table's in the "
+      f"same round. {machine.get('lease_rounds', '?')} round(s) of {machine.get('lease_seconds', '?')} s runs "
+      "(`bench/lease_load.py`). A cycle counts as one pgbench transaction of two statements. Field ids are "
+      "striped by client, so nothing is ever refused.")
+    w("")
+    for test, (name, ours, theirs) in LOAD_TESTS.items():
+        w(f"- {name}: lockhier's is {ours}; the lease table's is {theirs}")
+    w("")
+    if not load.tps:
+        w("(not measured: see the log of `make bench`)")
+        w("")
+    else:
+        w("| test | clients | lockhier tps (median) | lease table tps (median) | lockhier ÷ table | per-round range |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for test, (name, _, _) in LOAD_TESTS.items():
+            for c, ratio, r in load_ratios(load, test):
+                w(f"| {name} | {c} | {fmt_tps(load.median(test, c, 'lease'))} | {fmt_tps(load.median(test, c, 'table'))} "
+                  f"| {fmt_ratio(ratio)} | {f'{min(r):.2f}× – {max(r):.2f}×' if r else '—'} |")
+        w("")
+    write_failed(w, load)
+    scripts = warnings.get("scripts", {})
+    if scripts:
+        quiet = all(v["client_warnings"] == 0 and v["server_log_warnings"] == 0 for v in scripts.values())
+        w("Warnings: the bench database sets `client_min_messages` and `log_min_messages` to `error` (for the "
+          "lock calls' `25P01`, see Method). Before the rounds, each lockhier script above runs 100 transactions "
+          f"a client at 2 clients with both set back to `warning` (`PGOPTIONS='{warnings.get('pgoptions', '')}'`): "
+          + "; ".join(f"`{name}`: {v['transactions']} transactions, {v['client_warnings']} warning(s) to the client, "
+                      f"{v['server_log_warnings']} in the server log ({v['server_log_bytes_added']} bytes added)"
+                      for name, v in scripts.items())
+          + (". Lease calls in autocommit do not warn, so the setting changes nothing for them." if quiet else
+             ". **Lease calls warn**: the figures above are with those warnings silenced by the database's "
+             "settings."))
+        w("")
+
+
+def write_lease_scale(w, scale: dict, status: str, machine: dict):
+    w("### Many leases held")
+    w("")
+    levels = scale.get("levels", [])
+    w("One lease cycle (`lease_field` then `release_lease`, timed from a psycopg 3 client as above) while other "
+      "leases are held, in a cluster of its own sized for them (below): "
+      + ", ".join(f"{lv:,}" for lv in levels) + " field leases on distinct fields spread over 997 applications and "
+      "89 tables, the timed cycles on fields of their own in the same applications and tables. The levels are "
+      "visited there and back (none, then more, a restart, then fewer again), "
+      f"{scale.get('samples_per_block', '?')} cycles a visit; a level's figures pool its visits "
+      "(`bench/lease_scale.py`).")
+    w("")
+    if status != "measured":
+        w(f"**Not fully measured**: {status.removeprefix('failed: ')}.")
+        w("")
+    cycles = scale.get("cycles", {})
+    if cycles:
+        w("| leases held | cycles | median | p90 | p99 | max | median ÷ none held |")
+        w("|---:|---:|---:|---:|---:|---:|---:|")
+        held_at = scale.get("held_at", {})
+        for level, c in cycles.items():
+            held = held_at.get(level, int(level))
+            shown = f"{int(level):,}" if held == int(level) else f"{int(level):,} ({held:,} + the cycle's own)"
+            w(f"| {shown} | {c['n']:,} | {fmt_us(c['median_us'])} | {fmt_us(c['p90_us'])} | {fmt_us(c['p99_us'])} "
+              f"| {fmt_us(c['max_us'])} | {fmt_ratio(c.get('ratio_to_none'))} |")
+        w("")
+        w("Each visit: " + "; ".join(f"{b['level']:,} held ({b['when']}): {fmt_us(b['median_us'])}"
+                                     for b in scale.get("blocks", [])) + ".")
+        w("")
+    st, lt = scale.get("settings", {}), scale.get("lock_table", {})
+    if st:
+        most = max(levels) if levels else 0
+        keeper = scale.get("keeper_at_most", {})
+        w(f"Settings for {most:,} leases (in `postgresql.conf`; both need a restart):")
+        w("")
+        w(f"- `lockhier.max_leases = {st.get('lockhier.max_leases')}`: about 4.5 kB of shared memory a lease.")
+        w(f"- `max_locks_per_transaction = {st.get('max_locks_per_transaction')}`: the shared lock table has "
+          "`max_locks_per_transaction` × (`max_connections` + `autovacuum_max_workers` + 1 + "
+          "`max_worker_processes` + `max_wal_senders` + `max_prepared_transactions`) entries, here "
+          f"{st.get('max_locks_per_transaction')} × {lt.get('slots', '?')} = {lt.get('entries', 0):,}. A field "
+          "lease holds 8 locks (its plan) and its fence; locks on the same key (the global scope, a shared "
+          "application or table) are one entry."
+          + (f" With {most:,} leases held the keeper held {keeper['lock_table_entries']:,} entries "
+             f"(`pg_locks`), {keeper['lock_table_entries'] / most:.1f} a lease." if keeper.get("lock_table_entries")
+             else ""))
+        w(f"- Shared memory with these settings: `shared_memory_size` = {st.get('shared_memory_size')} "
+          f"(`shared_buffers` {st.get('shared_buffers')}), on a machine of {machine.get('ram', '?')}."
+          + (f" The keeper's resident memory with {most:,} leases: {keeper['rss']}." if keeper.get("rss") else ""))
+        taking = [t for t in scale.get("taking", []) if "leases" in t]
+        if taking:
+            w("- Taking them: " + "; ".join(f"{t['leases']:,} in {t['seconds']:.1f} s ({t['per_second']:,.0f} a second, "
+                                           "4 connections)" for t in taking) + ".")
+        w("")
+    r = scale.get("restore")
+    if r:
+        restores = scale.get("restores") or [r]
+        w("### Restore after an immediate shutdown")
+        w("")
+        w("At each level, with the leases held: `CHECKPOINT` (so that WAL replay is short), "
+          "`pg_ctl stop -m immediate`, then `pg_ctl start`; from the start command a client connects as soon as "
+          "it can and calls `lockhier.lock_field` until one succeeds (a lockhier call waits up to 10 s for the "
+          "restore, then fails with `55000`, and is tried again 50 ms later).")
+        w("")
+        w("| leases | journal | first connection | first lockhier call served | lockhier calls refused meanwhile "
+          "| leases held after |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for x in restores:
+            served = f"**{x['served_s']:.2f} s**" if "served_s" in x else \
+                f"**not within {x.get('not_served_within_s', 0):.0f} s**"
+            connected = f"{x['connected_s']:.2f} s" if "connected_s" in x else "none"
+            after = f"{x['leases_after']:,}" if "leases_after" in x else "—"
+            w(f"| {x.get('leases_before', 0):,} | {x.get('journal_records', 0):,} records, "
+              f"{x.get('journal_bytes', 0) / 1e6:.1f} MB | {connected} | {served} | "
+              f"{x.get('lockhier_calls_failed', 0)} | {after} |")
+        w("")
+        if "served_s" not in r:
+            w(f"Last error: `{r.get('last_error', '')}`. The server's processes when the wait ended:")
+            w("")
+            w("```")
+            for line in r.get("processes", []):
+                w(line)
+            w("```")
+            w("")
+        w(f"The server log from the restart with {r.get('leases_before', 0):,} leases (less this client's "
+          f"{r.get('server_log_probe_lines', 0)} lines: connections refused while the server started, lockhier "
+          "calls refused while the leases were restored):")
+        w("")
+        w("```")
+        for line in r.get("server_log", []):
+            w(line)
+        w("```")
+        w("")
 
 
 def write_versions(w, versions: Paired, notes: dict, machine: dict):
@@ -291,6 +446,10 @@ def main():
     versions = Paired(R / "versions.csv")
     version_notes = read_kv(R / "versions.txt")
     leases = json.loads((R / "leases.json").read_text()) if (R / "leases.json").exists() else {}
+    load = Paired(R / "lease_load.csv")
+    warnings = json.loads((R / "lease_warnings.json").read_text()) if (R / "lease_warnings.json").exists() else {}
+    scale = json.loads((R / "lease_scale.json").read_text()) if (R / "lease_scale.json").exists() else {}
+    scale_status = read_kv(R / "lease_scale.txt").get("status", "not run")
     smoke = machine.get("quick") == "1"
     rounds = len(res.rounds)
     pg = machine.get("pg", "?")
@@ -312,10 +471,23 @@ def main():
           "busy with other work. Run `make bench` on a quiet "
           "machine for the real figures.")
         w("")
+    # The load before the run is the machine's; after it, it is mostly the run's own.
+    before = machine.get("load_before", "").split()
+    if before and float(before[0]) >= 1.0:
+        w(f"> **Measured on a loaded machine**: the load average was {machine['load_before']} (1, 5 and 15 "
+          "minutes) as the run started (other work shared the 2 CPUs and the disk), so every figure here is "
+          "noisier and slower than on a quiet machine; ratios of runs made side by side suffer least."
+          + (f" {machine['note']}" if machine.get("note") else ""))
+        w("")
+    elif machine.get("note"):
+        w(f"> {machine['note']}")
+        w("")
     w(f"lockhier's lock calls beside the stock advisory lock they are built on and the designs they "
       f"replace, all through `pgbench -M prepared` against one local PostgreSQL {pg} cluster; "
       f"the conflict path timed from a client; leases: what loading lease support costs a lock call, "
-      f"a lease taken and released, and how soon an expired lease lets a waiter in; `lock_field` beside "
+      f"a lease taken and released, how soon an expired lease lets a waiter in, leases under load beside "
+      f"the lease table they replace, a lease's latency with many held, and their restore after an "
+      f"immediate shutdown; `lock_field` beside "
       f"the stock lock on each PostgreSQL major; the planner timed in release mode. All in one run "
       f"(`make bench`), measured {machine.get('date', '?')} at commit `{machine.get('git', '?')}`.")
     w("")
@@ -364,6 +536,27 @@ def main():
     exp = leases.get("expiry", {})
     target("expiry: waiter granted within 1 s of `expires_at` (p99)", None,
            None if not exp.get("n") else exp["p99_us"] <= 1_000_000, fmt_us(exp.get("p99_us")))
+    cycle = [(c, v) for c, v, _ in load_ratios(load, "cycle") if v is not None]
+    target("lease cycle ≥ 1.0× the lease table's cycle, at every client count (durable)", None,
+           all(v >= 1.0 for _, v in cycle) if cycle else None,
+           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in cycle) or "not measured")
+    at8 = [v for c, v in cycle if c == 8]
+    target("lease cycle ≥ 1.5× the lease table's cycle at 8 clients", None, at8[0] >= 1.5 if at8 else None,
+           f"{at8[0]:.2f}×" if at8 else "not measured")
+    renew = [(c, v) for c, v, _ in load_ratios(load, "renew") if v is not None]
+    target("renewal ≥ 1.0× the lease table's (`UPDATE` of `last_renewed_ts`), 1 and 8 clients", None,
+           all(v >= 1.0 for _, v in renew) if renew else None,
+           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in renew) or "not measured")
+    for level, c in scale.get("cycles", {}).items():
+        if level != "0" and c.get("ratio_to_none") is not None:
+            target(f"a lease cycle with {int(level):,} leases held ≤ 1.2× none held (median)", None,
+                   c["ratio_to_none"] <= 1.2,
+                   f"{c['ratio_to_none']:.2f}× ({fmt_us(c['median_us'])} vs {fmt_us(scale['cycles']['0']['median_us'])})")
+    rs = scale.get("restore")
+    if rs:
+        target(f"restore of {rs.get('leases_before', 0):,} leases after an immediate shutdown: first lockhier call "
+               "served (no target: measured)", None, None,
+               f"{rs['served_s']:.2f} s" if "served_s" in rs else f"not within {rs.get('not_served_within_s', 0):.0f} s")
 
     w("## Targets")
     w("")
@@ -421,26 +614,34 @@ def main():
       f"{conflict.get('samples_per_variant', '?')} timed calls per conflict-path variant; the side-by-side "
       f"comparisons {machine.get('pair_rounds', '?')} rounds of {machine.get('pair_seconds', '?')} s runs; "
       f"{machine.get('lease_samples', '?')} lease pairs per design and {machine.get('expiry_samples', '?')} "
-      f"expiries; lock_field beside the stock lock on PostgreSQL {', '.join(measured) or 'none'}; "
+      f"expiries; leases under load {machine.get('lease_rounds', '?')} rounds of {machine.get('lease_seconds', '?')} s "
+      f"runs (cycles at {machine.get('lease_clients', '?')} clients, renewals at {machine.get('renew_clients', '?')}); "
+      f"a cycle timed with 0 and {machine.get('held', '?')} leases held, {machine.get('scale_samples', '?')} cycles a "
+      f"visit; lock_field beside the stock lock on PostgreSQL {', '.join(measured) or 'none'}; "
       f"{int(machine.get('duration_s', 0)) // 60} min in all.")
     w("")
-    w("`make bench` takes about 18 minutes on 2 cores (11 for the pgbench rounds and the conflict path, "
-      "3 for leases, about 1 per PostgreSQL major), plus about 2 minutes per major whose release build "
-      "of lockhier is out of date (the first run builds all four). It "
+    w("`make bench` takes about 45 minutes on 2 cores (11 for the pgbench rounds and the conflict path, "
+      "3 for leases timed from a client, 7 for leases under load, 20 for leases at scale, nearly all of them "
+      "the restore of 100,000 leases, about 1 per PostgreSQL major), plus a minute or so per major whose package "
+      "build of lockhier (the `dist` profile, fat LTO) is out of date (several for the first build). It "
       "installs what it needs (`scripts/setup.sh` installs PostgreSQL 15 to 18; `LOCKHIER_PG_VERSIONS` "
-      "picks which, and a major left out is reported as skipped) and the release build of lockhier into "
+      "picks which, and a major left out is reported as skipped) and the package build of lockhier into "
       "each major where the "
-      "installed one is missing, not this checkout's release build, or older than its sources. "
+      "installed one is missing, not this checkout's package build, or older than its sources. "
       "Settings, all optional: `PG` (the major measured in full, default 15), `BENCH_SECONDS` (seconds of "
       "pgbench measurement in all, default 600, split evenly over the runs), `BENCH_ROUNDS` (default 4), "
       "`BENCH_CLIENTS` (default `1 2 4`), `BENCH_SAMPLES` (conflict-path calls per variant, default 4000), "
       "`BENCH_PAIR_ROUNDS` and `BENCH_PAIR_SECONDS` (the side-by-side comparisons: rounds, default 10, and "
       "seconds a run, default 3), `BENCH_LEASE_SAMPLES` (timed pairs per lease design, default 2000), "
-      "`BENCH_EXPIRY_SAMPLES` (expiries timed, default 100), `BENCH_INSTALL=1` to rebuild and reinstall "
-      "lockhier first (`0`: only where it is missing), `BENCH_QUICK=1` for a smoke run of about 2 minutes "
+      "`BENCH_EXPIRY_SAMPLES` (expiries timed, default 100), `BENCH_LEASE_ROUNDS` and `BENCH_LEASE_SECONDS` "
+      "(leases under load: rounds, default 6, and seconds a run, default 5), `BENCH_LEASE_CLIENTS` (default "
+      "`1 2 4 8`) and `BENCH_RENEW_CLIENTS` (default `1 8`), `BENCH_HELD` (leases held while a cycle is timed, "
+      "default `10000 100000`), `BENCH_SCALE_SAMPLES` (cycles a visit, default 2000), `BENCH_RESTORE_TIMEOUT` "
+      "(default 1800 s), `BENCH_INSTALL=1` to rebuild and reinstall "
+      "lockhier first (`0`: only where it is missing), `BENCH_QUICK=1` for a smoke run of about 3 minutes "
       "(labelled as such here). Raw results land in `bench/results/` (`throughput.csv`, `conflict.json`, "
-      "`preload.csv`, `leases.json`, `versions.csv`, `versions.txt`, `plan_timing.txt`, `machine.txt`, "
-      "`settings.txt`).")
+      "`preload.csv`, `leases.json`, `lease_load.csv`, `lease_warnings.json`, `lease_scale.json`, "
+      "`versions.csv`, `versions.txt`, `plan_timing.txt`, `machine.txt`, `settings.txt`).")
     w("")
 
     # ---------------------------------------------------------------- machine
@@ -556,14 +757,14 @@ def main():
               f"SQL function calls the stock row makes.")
             w("")
 
-    write_leases(w, preload, preload_status, leases, pg, machine)
+    write_leases(w, preload, preload_status, leases, pg, machine, load, warnings, scale, scale_status)
     write_versions(w, versions, version_notes, machine)
 
     # ---------------------------------------------------------------- planner
     w("## Planner and keys")
     w("")
     w("`src/core/benches/plan_timing.rs`, a bench target that `make bench` runs in release mode "
-      "(`cargo bench -p lockhier-core --bench plan_timing`): the pure Rust planner "
+      "(`cargo bench --profile dist -p lockhier-core --bench plan_timing`): the pure Rust planner "
       "(`Plan::of`) and key function, ids varied per call, best and median of 7 rounds of 200,000 "
       "calls. It fails if a field plan costs 1 µs or more.")
     w("")
@@ -614,6 +815,10 @@ def main():
       "rounds of the per-round ratio, so drift in the machine's speed between rounds cancels out.")
     w("- Leases (`bench/leases.py`) are timed in a psycopg 3 client like the conflict path: prepared "
       "statements in autocommit, one call a transaction, each figure including its round trips.")
+    w("- Leases under load (`bench/lease_load.py`) are pgbench runs like the throughput rounds, paired as the "
+      "side-by-side comparisons are; leases at scale (`bench/lease_scale.py`) run in a cluster of their own, "
+      "made like the others and then given `lockhier.max_leases` and `max_locks_per_transaction` for the most "
+      "leases held (see Many leases held).")
     w("")
 
     # ---------------------------------------------------------------- raw

@@ -41,16 +41,29 @@ def pgbench(design, clients: int, seconds: int, db: str, stripe: int, *, transac
     """One pgbench run of a design; `cluster` (PGHOST, PGPORT) points it at another cluster than
     the environment's."""
     d = BY_NAME[design]
+    return pgbench_script(HERE / "pgbench" / f"{d.script}.sql", clients, seconds, db, stripe,
+                          transactions=transactions, bindir=bindir, cluster=cluster, pgoptions=d.pgoptions,
+                          appname=f"bench {design}")
+
+
+def pgbench_script(script: Path, clients: int, seconds: int, db: str, stripe: int, *, transactions: int = 0,
+                   bindir: str = "", cluster: dict | None = None, pgoptions: str = "", appname: str = "bench",
+                   defines: dict | None = None):
+    """One pgbench run of any script, with the ids every script of bench/pgbench/ reads and
+    `defines` (more -D variables)."""
     cmd = [pgbench_bin(bindir), "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
            "-D", f"apps={APPLICATIONS}", "-D", f"tables={TABLES}", "-D", f"fields={FIELDS}",
-           "-D", f"stripe={stripe}", "-f", str(HERE / "pgbench" / f"{d.script}.sql")]
+           "-D", f"stripe={stripe}"]
+    for name, value in (defines or {}).items():
+        cmd += ["-D", f"{name}={value}"]
+    cmd += ["-f", str(script)]
     cmd += ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
     cmd.append(db)
     env = dict(os.environ, **(cluster or {}))
     env.pop("PGOPTIONS", None)
-    if d.pgoptions:
-        env["PGOPTIONS"] = d.pgoptions
-    env["PGAPPNAME"] = f"bench {design}"
+    if pgoptions:
+        env["PGOPTIONS"] = pgoptions
+    env["PGAPPNAME"] = appname
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     return proc, cmd
 

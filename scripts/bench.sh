@@ -7,7 +7,8 @@
 # PostgreSQL major; writes BENCHMARKS.md and bench/throughput.png. Installs what it needs first
 # (skipping what is there).
 #
-#   make bench                         the full run on PostgreSQL 15: about 35 minutes on 2 cores
+#   make bench                         the full run on PostgreSQL 15: about 45 minutes on 2 cores
+#                                      (20 of them restoring 100,000 leases after a restart)
 #   make bench PG=18                   the same on another major (15, 16, 17 or 18)
 #   BENCH_QUICK=1 make bench           a smoke run (about 3 minutes), labelled SMOKE in the report
 #
@@ -44,7 +45,7 @@
 #                   (max_locks_per_transaction)
 #   BENCH_SCALE_SAMPLES   timed cycles per block at each level (default 2000; quick 200)
 #   BENCH_RESTORE_TIMEOUT seconds to wait for the first lockhier call after the restart
-#                   (default 900; quick 300)
+#                   (default 1800; quick 300)
 #   BENCH_INSTALL   1: rebuild and reinstall lockhier (as it ships: the dist profile) into each
 #                   major measured; 0: only where it is missing; unset: also where the installed
 #                   library is not this checkout's package build, or is older than its sources
@@ -80,7 +81,7 @@ else
   LEASE_SAMPLES=${BENCH_LEASE_SAMPLES:-2000} EXPIRY_SAMPLES=${BENCH_EXPIRY_SAMPLES:-100}
   LEASE_ROUNDS=${BENCH_LEASE_ROUNDS:-6} LEASE_SECONDS=${BENCH_LEASE_SECONDS:-5}
   HELD=${BENCH_HELD:-"10000 100000"} SCALE_SAMPLES=${BENCH_SCALE_SAMPLES:-2000}
-  RESTORE_TIMEOUT=${BENCH_RESTORE_TIMEOUT:-900}
+  RESTORE_TIMEOUT=${BENCH_RESTORE_TIMEOUT:-1800}
 fi
 LEASE_CLIENTS=${BENCH_LEASE_CLIENTS:-"1 2 4 8"} RENEW_CLIENTS=${BENCH_RENEW_CLIENTS:-"1 8"}
 HOME_MAIN=${BENCH_HOME:-/var/tmp/lockhier-bench} PORT_MAIN=${BENCH_PORT:-5483}
