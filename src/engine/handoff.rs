@@ -14,6 +14,11 @@ use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use std::time::Instant;
 
+/// Whether any lease request has a handoff announced (one atomic read).
+pub fn any_announced() -> bool {
+    shmem::area().is_some_and(|area| area.handoffs_announced())
+}
+
 /// Before a lockhier request takes its locks: queue behind every announced handoff it
 /// conflicts with, within `wait` (counted from `started`). False when a handoff is still in
 /// its way at the end of the wait (or at once, for a request that may not wait).
