@@ -101,6 +101,10 @@ pub enum LockhierError {
     #[error("permission denied for lease {token} of owner \"{owner}\"")]
     LeasePermission { token: i64, owner: String },
 
+    /// `release_lease` or `renew_lease` with an `owner` that is not the lease's (nor above it).
+    #[error("lease {token} belongs to another owner")]
+    NotLeaseOwner { token: i64, owner: String, asked: String },
+
     #[error("could not write lockhier's lease journal: {0}")]
     JournalFailed(String),
 
