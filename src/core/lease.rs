@@ -6,6 +6,7 @@ use crate::class::{ClassName, Classes, MAX_CLASSES};
 use crate::error::LockhierError;
 use crate::request::{Mode, Request};
 use crate::scope::Node;
+pub use crate::text::invisible_kind;
 use crate::text::shown;
 use std::fmt::{self, Write};
 use std::time::Duration;
@@ -62,23 +63,6 @@ impl fmt::Display for OwnerProblem {
             OwnerProblem::Blank => f.write_str("it is blank"),
             OwnerProblem::EdgeSpace => f.write_str("it starts or ends with white space"),
         }
-    }
-}
-
-/// The characters an owner name must not contain besides control characters: each is invisible,
-/// or changes how the text around it is shown, so that one name could pass for another in the
-/// `leases` view and in error messages (`"job-1\u{202E}2-boj"` shows as `"job-1job-2"`).
-/// `None` for every other character.
-pub fn invisible_kind(c: char) -> Option<&'static str> {
-    match c {
-        // Bidirectional embeddings, overrides, isolates and marks.
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => {
-            Some("a bidirectional control character")
-        }
-        // Zero width space, non-joiner and joiner; word joiner; zero width no-break space (BOM).
-        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => Some("a zero-width character"),
-        '\u{2028}' | '\u{2029}' => Some("a line or paragraph separator"),
-        _ => None,
     }
 }
 

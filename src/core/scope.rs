@@ -2,6 +2,7 @@
 //! by its whole path of ids.
 
 use crate::error::LockhierError;
+use crate::path::{Path, PathPrefix};
 use std::fmt;
 
 /// Levels of the resource tree, root first.
@@ -117,6 +118,75 @@ impl fmt::Display for Node {
             [a, t] => write!(f, "table {t} (application {a})"),
             [a, t, fld] => write!(f, "field {fld} (table {t}, application {a})"),
             _ => unreachable!("a node has at most three ids"),
+        }
+    }
+}
+
+/// Where a key is: a node of the numeric tree (the global scope included), or a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Place<'r> {
+    Tree(Node),
+    Path(PathPrefix<'r>),
+}
+
+impl Place<'_> {
+    /// How far below the global scope it is (a path of one name: 1).
+    pub fn depth(&self) -> usize {
+        match self {
+            Place::Tree(node) => node.level().depth(),
+            Place::Path(path) => path.names().len(),
+        }
+    }
+}
+
+impl From<Node> for Place<'_> {
+    fn from(node: Node) -> Self {
+        Place::Tree(node)
+    }
+}
+
+/// Reads like the error messages: `table 12 (application 7)`, `"sites/c0a8f5e2"`.
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Tree(node) => node.fmt(f),
+            Place::Path(path) => path.fmt(f),
+        }
+    }
+}
+
+/// What a request locks: a node of the numeric tree, or a path of names (`path.rs`). The two
+/// trees meet only at the global scope (a node), which covers both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Tree(Node),
+    Path(Path),
+}
+
+impl Scope {
+    /// One scope is within (or equal to) the other.
+    pub fn overlaps(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Tree(a), Scope::Tree(b)) => a.overlaps(b),
+            (Scope::Path(a), Scope::Path(b)) => a.overlaps(b),
+            (Scope::Tree(node), Scope::Path(_)) | (Scope::Path(_), Scope::Tree(node)) => {
+                node.level() == Level::Global
+            }
+        }
+    }
+
+    pub fn place(&self) -> Place<'_> {
+        match self {
+            Scope::Tree(node) => Place::Tree(*node),
+            Scope::Path(path) => Place::Path(path.whole()),
+        }
+    }
+
+    /// Nothing can be under it: a field, or a path of the greatest depth.
+    pub fn is_leaf(&self) -> bool {
+        match self {
+            Scope::Tree(node) => node.is_leaf(),
+            Scope::Path(path) => path.is_leaf(),
         }
     }
 }
