@@ -18,6 +18,8 @@
 # sql, clients and reliability run against a fresh private cluster of PostgreSQL NN with the
 # test build installed (scripts/lib/pg.sh: the release profile, thin LTO).
 #
+#   LOCKHIER_TEST_PORT     the port of the private cluster of sql, clients and reliability
+#                          (default 5480 + major - 15; 5483, PostgreSQL 18's, is also make bench's)
 #   LOCKHIER_PG_VERSIONS   the majors of make test and of make check's clippy (default: 15 16 17 18)
 #
 # Logs go to target/test-output/.
@@ -105,7 +107,7 @@ start_cluster() {
   echo "ok - PostgreSQL $v: lockhier builds"; count 1 0
   built="${built:-} $v"
   install_build "$v"
-  export LOCKHIER_PG=$v LOCKHIER_HOME=/var/tmp/lockhier-test-$v LOCKHIER_PORT=$((5480 + v - 15))
+  export LOCKHIER_PG=$v LOCKHIER_HOME=/var/tmp/lockhier-test-$v LOCKHIER_PORT=${LOCKHIER_TEST_PORT:-$((5480 + v - 15))}
   scripts/cluster.sh stop 2>/dev/null
   rm -rf "$LOCKHIER_HOME"
   scripts/cluster.sh start

@@ -61,3 +61,201 @@ CREATE FUNCTION lockhier."renew_lease"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'renew_lease_wrapper';
+
+-- Paths of names (docs/paths.md): the lock, inspection and key functions on paths, as a fresh
+-- install creates them.
+CREATE FUNCTION lockhier."blockers_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS TABLE (
+	"pid" INT,  /* Option < i32 > */
+	"application_name" TEXT,  /* Option < String > */
+	"client_addr" inet,  /* Option < Inet > */
+	"conflict" TEXT,  /* String */
+	"lock_mode" TEXT,  /* String */
+	"key" bigint,  /* i64 */
+	"granted" bool,  /* bool */
+	"xact_start" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"xact_age" interval,  /* Option < Interval > */
+	"state" TEXT,  /* Option < String > */
+	"description" TEXT  /* String */
+)
+VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'blockers_path_wrapper';
+
+CREATE FUNCTION lockhier."blockers_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS TABLE (
+	"pid" INT,  /* Option < i32 > */
+	"application_name" TEXT,  /* Option < String > */
+	"client_addr" inet,  /* Option < Inet > */
+	"conflict" TEXT,  /* String */
+	"lock_mode" TEXT,  /* String */
+	"key" bigint,  /* i64 */
+	"granted" bool,  /* bool */
+	"xact_start" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"xact_age" interval,  /* Option < Interval > */
+	"state" TEXT,  /* Option < String > */
+	"description" TEXT  /* String */
+)
+VOLATILE PARALLEL RESTRICTED 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'blockers_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lock_path_wrapper';
+
+CREATE FUNCTION lockhier."lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."path_key"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all' /* Option < & str > */
+) RETURNS bigint /* i64 */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'path_key_wrapper';
+
+CREATE FUNCTION lockhier."path_marker_key"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'path_marker_key_wrapper';
+
+CREATE FUNCTION lockhier."plan_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS TABLE (
+	"step" INT,  /* i32 */
+	"key" bigint,  /* i64 */
+	"lock_mode" TEXT,  /* String */
+	"role" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"key_kind" TEXT,  /* String */
+	"class" TEXT,  /* Option < String > */
+	"classid" oid,  /* pg_sys :: Oid */
+	"objid" oid  /* pg_sys :: Oid */
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'plan_path_wrapper';
+
+CREATE FUNCTION lockhier."plan_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS TABLE (
+	"step" INT,  /* i32 */
+	"key" bigint,  /* i64 */
+	"lock_mode" TEXT,  /* String */
+	"role" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"key_kind" TEXT,  /* String */
+	"class" TEXT,  /* Option < String > */
+	"classid" oid,  /* pg_sys :: Oid */
+	"objid" oid  /* pg_sys :: Oid */
+)
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'plan_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."session_lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_lock_path_wrapper';
+
+CREATE FUNCTION lockhier."session_lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."session_unlock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_unlock_path_wrapper';
+
+CREATE FUNCTION lockhier."session_unlock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_unlock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."try_lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lock_path_wrapper';
+
+CREATE FUNCTION lockhier."try_lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."try_session_lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_session_lock_path_wrapper';
+
+CREATE FUNCTION lockhier."try_session_lock_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_session_lock_path_classes_wrapper';

@@ -1,7 +1,9 @@
 //! SQL arguments into requests. Arguments are checked in the order they are written: ids,
 //! class(es), mode, then wait; a NULL is refused by name, never turned into "lock nothing".
 
+use lockhier_core::path::{Path, PathError, MAX_DEPTH};
 use lockhier_core::request::required;
+use lockhier_core::scope::Scope;
 use lockhier_core::{Classes, LockhierError, Mode, Node, Request, Wait};
 use pgrx::prelude::*;
 
@@ -33,6 +35,17 @@ pub fn path(path: Option<Array<i64>>) -> Parsed<Node> {
     Node::from_path(&ids.ok_or(LockhierError::NullPathElement)?)
 }
 
+/// `ARRAY['sites', 'c0a8f5e2', 'backups']`: 1 to 8 names. No more of the array is read than a
+/// path may hold.
+pub fn names(path: Option<Array<&str>>) -> Parsed<Scope> {
+    let path = required(path, "path")?;
+    if path.len() > MAX_DEPTH {
+        return Err(PathError::Depth(path.len()).into());
+    }
+    let names: Option<Vec<&str>> = path.iter().collect();
+    Ok(Scope::Path(Path::parse(names.ok_or(LockhierError::NullPathElement)?)?))
+}
+
 pub fn one_class(class: Option<&str>) -> Parsed<Classes> {
     Classes::parse_one(required(class, "class")?)
 }
@@ -46,7 +59,12 @@ pub fn mode(mode: Option<&str>) -> Parsed<Mode> {
 }
 
 pub fn request(node: Parsed<Node>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
-    Ok(Request { node: node?, classes: classes?, mode: mode(mode_arg)? })
+    scoped(node.map(Scope::Tree), classes, mode_arg)
+}
+
+/// A request on any scope (a numeric node or a path).
+pub fn scoped(scope: Parsed<Scope>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
+    Ok(Request { scope: scope?, classes: classes?, mode: mode(mode_arg)? })
 }
 
 pub fn wait(wait: Option<Interval>) -> Parsed<Wait> {

@@ -47,6 +47,7 @@ pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
         | TooManyClasses
         | NegativeWait(_)
         | PathTooLong(_)
+        | InvalidPath(_)
         | UnknownRowMode(_)
         | NoPrimaryKey(_)
         | CompositePrimaryKey { .. }
@@ -93,7 +94,9 @@ pub fn hint(error: &LockhierError) -> Option<String> {
         NullArgument("class") => "Pass 'all' to lock every class of the scope.",
         NullArgument("mode") => "Pass 'share' or 'exclusive'.",
         NullArgument("classes") => "Pass at least one class name, or 'all'.",
-        NullArgument("path") => "Pass the ids of the node: '{}' for global, '{7}', '{7,12}' or '{7,12,99}'.",
+        NullArgument("path") => {
+            "Pass the path: its names to a *_path function (ARRAY['sites', 'c0a8f5e2']), or the ids of a node to key() and marker_key() ('{}' for global, '{7}', '{7,12}' or '{7,12,99}')."
+        }
         NullArgument("rel") => "Pass the table whose rows to lock, such as 'database_field'.",
         NullArgument("ids") => "Pass an array of key values; an empty array locks nothing.",
         NullArgument("owner") => "Pass the name of the job or worker that holds the lease, such as 'csv-import #55'.",
@@ -130,6 +133,9 @@ pub fn hint(error: &LockhierError) -> Option<String> {
             "Release them first (lockhier.release_leases(owner) in their database, as that role or a superuser), or wait for them to expire."
         }
         NullIdsElement => "Leave the NULLs out: a NULL id matches no row.",
+        InvalidPath(_) => {
+            "A path is 1 to 8 names of 1 to 255 bytes each, without control characters, such as ARRAY['sites', 'c0a8f5e2', 'backups']."
+        }
         NotATable { kind: "a view", .. } => "Lock the rows of the tables the view reads.",
         NotATable { .. } => "Pass a table or a partitioned table.",
         ForeignTable(_) => {
@@ -265,7 +271,7 @@ pub fn warn_not_held(request: &Request) {
         PgSqlErrorCode::ERRCODE_WARNING,
         format!(
             "lockhier session lock not held: {} for {} in {} mode",
-            request.node,
+            request.scope.place(),
             request.classes,
             request.mode.name()
         ),

@@ -7,6 +7,7 @@ use super::errors::or_report;
 use crate::engine::{holders, registry};
 use lockhier_core::key::{self, KeyKind, Target};
 use lockhier_core::plan::Plan;
+use lockhier_core::scope::Scope;
 use lockhier_core::Request;
 use pgrx::datum::Inet;
 use pgrx::prelude::*;
@@ -35,28 +36,40 @@ macro_rules! plan_fn {
                 name!(objid, pg_sys::Oid),
             ),
         > {
-            let request = or_report(request($node($($id),*), $parse, mode));
-            let plan = Plan::of(&request);
-            let rows: Vec<_> = plan.steps().iter().enumerate().map(|(i, s)| {
-                let (classid, objid) = key::split(s.key);
-                (
-                    i as i32 + 1,
-                    s.key,
-                    s.mode.pg_name().to_string(),
-                    s.mode.role().to_string(),
-                    s.target.node.to_string(),
-                    s.target.kind.name().to_string(),
-                    match s.target.kind {
-                        KeyKind::Class(class) => Some(class.as_str().to_string()),
-                        _ => None,
-                    },
-                    pg_sys::Oid::from_u32(classid),
-                    pg_sys::Oid::from_u32(objid),
-                )
-            }).collect();
+            let rows = plan_rows(request($node($($id),*), $parse, mode));
             TableIterator::new(rows)
         }
     };
+}
+
+/// A row of `plan_*`: step, key, lock_mode, role, scope, key_kind, class, classid, objid.
+pub(super) type PlanRow =
+    (i32, i64, String, String, String, String, Option<String>, pg_sys::Oid, pg_sys::Oid);
+
+pub(super) fn plan_rows(request: Parsed<Request>) -> Vec<PlanRow> {
+    let request = or_report(request);
+    let plan = Plan::of(&request);
+    plan.steps()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (classid, objid) = key::split(s.key);
+            (
+                i as i32 + 1,
+                s.key,
+                s.mode.pg_name().to_string(),
+                s.mode.role().to_string(),
+                s.target.node.to_string(),
+                s.target.kind.name().to_string(),
+                match s.target.kind {
+                    KeyKind::Class(class) => Some(class.as_str().to_string()),
+                    _ => None,
+                },
+                pg_sys::Oid::from_u32(classid),
+                pg_sys::Oid::from_u32(objid),
+            )
+        })
+        .collect()
 }
 
 /// Who would refuse the request right now, without taking any lock. The `wait` argument is
@@ -65,6 +78,48 @@ fn blockers_of(request: Parsed<Request>, wait: Option<Interval>) -> Vec<lockhier
     let request = or_report(request);
     or_report(args::wait(wait));
     holders::find(&Plan::of(&request))
+}
+
+/// A row of `blockers_*`: pid, application_name, client_addr, conflict, lock_mode, key, granted,
+/// xact_start, xact_age, state, description.
+pub(super) type BlockerRow = (
+    Option<i32>,
+    Option<String>,
+    Option<Inet>,
+    String,
+    String,
+    i64,
+    bool,
+    Option<TimestampWithTimeZone>,
+    Option<Interval>,
+    Option<String>,
+    String,
+);
+
+pub(super) fn blocker_rows(request: Parsed<Request>, wait: Option<Interval>) -> Vec<BlockerRow> {
+    blockers_of(request, wait)
+        .into_iter()
+        .map(|b| {
+            let details = b.process.as_ref().and_then(|p| p.details.clone());
+            (
+                // A lease has no process: its owner and token are in the description.
+                b.lease.is_none().then_some(b.pid),
+                b.process.as_ref().map(|p| p.application_name.clone()),
+                details.as_ref().and_then(|d| d.client_addr.clone()).map(Inet),
+                b.conflict.clone(),
+                b.lock_mode.to_string(),
+                b.key,
+                b.granted,
+                details
+                    .as_ref()
+                    .and_then(|d| d.xact_start)
+                    .and_then(|t| TimestampWithTimeZone::try_from(t).ok()),
+                details.as_ref().and_then(|d| d.xact_age).and_then(|age| Interval::try_from(age).ok()),
+                details.as_ref().and_then(|d| d.state).map(str::to_string),
+                b.describe(),
+            )
+        })
+        .collect()
 }
 
 /// `blockers_*`: one row per process (or lease) in the way of the request right now. `description` is,
@@ -94,23 +149,7 @@ macro_rules! blockers_fn {
                 name!(description, String),
             ),
         > {
-            TableIterator::new(blockers_of(request($node($($id),*), $parse, mode), wait).into_iter().map(|b| {
-                let details = b.process.as_ref().and_then(|p| p.details.clone());
-                (
-                    // A lease has no process: its owner and token are in the description.
-                    b.lease.is_none().then_some(b.pid),
-                    b.process.as_ref().map(|p| p.application_name.clone()),
-                    details.as_ref().and_then(|d| d.client_addr.clone()).map(Inet),
-                    b.conflict.clone(),
-                    b.lock_mode.to_string(),
-                    b.key,
-                    b.granted,
-                    details.as_ref().and_then(|d| d.xact_start).and_then(|t| TimestampWithTimeZone::try_from(t).ok()),
-                    details.as_ref().and_then(|d| d.xact_age).and_then(|age| Interval::try_from(age).ok()),
-                    details.as_ref().and_then(|d| d.state).map(str::to_string),
-                    b.describe(),
-                )
-            }))
+            TableIterator::new(blocker_rows(request($node($($id),*), $parse, mode), wait))
         }
     };
 }
@@ -176,21 +215,24 @@ fn held() -> TableIterator<
     ),
 > {
     TableIterator::new(registry::held().into_iter().map(|held| {
-        let node = held.request.node;
+        let (level, node) = match &held.request.scope {
+            Scope::Tree(node) => (node.level().name(), Some(*node)),
+            Scope::Path(_) => ("path", None),
+        };
         let classes = match held.request.classes.names() {
             [] => vec!["all".to_string()],
             names => names.iter().map(|c| c.as_str().to_string()).collect(),
         };
         (
             held.hold.name().to_string(),
-            node.level().name().to_string(),
-            node.application_id(),
-            node.table_id(),
-            node.field_id(),
+            level.to_string(),
+            node.and_then(|n| n.application_id()),
+            node.and_then(|n| n.table_id()),
+            node.and_then(|n| n.field_id()),
             classes,
             held.request.mode.name().to_string(),
             held.count as i32,
-            node.to_string(),
+            held.request.scope.place().to_string(),
         )
     }))
 }

@@ -227,7 +227,7 @@ fn lease_list() -> TableIterator<
         (
             lease.token,
             lease.owner.as_str().to_string(),
-            request.node.to_string(),
+            request.scope.place().to_string(),
             classes,
             request.mode.name().to_string(),
             at(lease.acquired_at),

@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 
 /// What a lock function returns: `lock_*` return nothing and raise on a conflict; `try_*`
 /// return whether they took the request.
-trait Outcome {
+pub(super) trait Outcome {
     const REFUSAL_IS_AN_ERROR: bool;
     fn from_taken(taken: bool) -> Self;
 }
@@ -31,7 +31,7 @@ impl Outcome for bool {
 }
 
 /// The body of every lock function.
-fn take<T: Outcome>(request: Parsed<Request>, wait: Option<Interval>, hold: Hold) -> T {
+pub(super) fn take<T: Outcome>(request: Parsed<Request>, wait: Option<Interval>, hold: Hold) -> T {
     let request = or_report(request);
     let wait = or_report(args::wait(wait));
     let taken = or_report(lock::lock(request, wait, hold, T::REFUSAL_IS_AN_ERROR));
@@ -42,7 +42,7 @@ fn take<T: Outcome>(request: Parsed<Request>, wait: Option<Interval>, hold: Hold
 }
 
 /// The body of every `session_unlock_*`.
-fn session_unlock(request: Parsed<Request>) -> bool {
+pub(super) fn session_unlock(request: Parsed<Request>) -> bool {
     let request = or_report(request);
     let released = lock::session_unlock(&request);
     if !released {

@@ -8,4 +8,5 @@ mod errors;
 mod inspect;
 pub mod leases;
 mod locks;
+mod paths;
 mod rows;

@@ -39,6 +39,10 @@ pub enum LockhierError {
     #[error("path must not contain NULL")]
     NullPathElement,
 
+    /// A path of names refused (`path.rs`).
+    #[error(transparent)]
+    InvalidPath(#[from] crate::path::PathError),
+
     #[error("operation in progress: cannot lock {}", .0.request)]
     Conflict(Box<Conflict>),
 

@@ -5,7 +5,7 @@
 use crate::class::{ClassName, Classes, MAX_CLASSES};
 use crate::error::LockhierError;
 use crate::request::{Mode, Request};
-use crate::scope::Node;
+use crate::scope::{Node, Scope};
 pub use crate::text::invisible_kind;
 use crate::text::shown;
 use std::fmt::{self, Write};
@@ -148,7 +148,8 @@ pub fn ttl_from_micros(micros: i128, shown: impl FnOnce() -> String) -> Result<D
     Ok(Duration::from_micros(micros as u64))
 }
 
-/// A request with no heap data, as shared memory and the journal hold it.
+/// A request with no heap data, as shared memory and the journal hold it. Leases are taken on
+/// the numeric tree only (leases on paths are not built yet).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FixedRequest {
     node: Node,
@@ -159,16 +160,23 @@ pub struct FixedRequest {
 }
 
 impl FixedRequest {
-    pub fn of(request: &Request) -> FixedRequest {
-        let names = request.classes.names();
-        let mut classes = [ClassName::PLACEHOLDER; MAX_CLASSES];
-        classes[..names.len()].copy_from_slice(names);
-        FixedRequest {
-            node: request.node,
-            mode: request.mode,
-            count: (!request.classes.is_all()).then_some(names.len() as u8),
-            classes,
+    /// `None` for a request on a path.
+    pub fn of(request: &Request) -> Option<FixedRequest> {
+        match request.scope {
+            Scope::Tree(node) => Some(FixedRequest::on(node, &request.classes, request.mode)),
+            Scope::Path(_) => None,
         }
+    }
+
+    pub fn on(node: Node, classes: &Classes, mode: Mode) -> FixedRequest {
+        let names = classes.names();
+        let mut fixed = [ClassName::PLACEHOLDER; MAX_CLASSES];
+        fixed[..names.len()].copy_from_slice(names);
+        FixedRequest { node, mode, count: (!classes.is_all()).then_some(names.len() as u8), classes: fixed }
+    }
+
+    pub fn node(&self) -> Node {
+        self.node
     }
 
     pub fn request(&self) -> Request {
@@ -176,7 +184,7 @@ impl FixedRequest {
             None => Classes::All,
             Some(count) => Classes::from_sorted(&self.classes[..count as usize]),
         };
-        Request { node: self.node, classes, mode: self.mode }
+        Request { scope: Scope::Tree(self.node), classes, mode: self.mode }
     }
 }
 
@@ -350,7 +358,7 @@ mod tests {
 
     pub fn request(path: &[i64], classes: &[&str], mode: Mode) -> Request {
         Request {
-            node: Node::from_path(path).unwrap(),
+            scope: Scope::Tree(Node::from_path(path).unwrap()),
             classes: Classes::parse_many(classes.iter().map(|c| Some(*c))).unwrap(),
             mode,
         }
@@ -361,7 +369,7 @@ mod tests {
             database: 5,
             token,
             owner: Owner::parse(owner).unwrap(),
-            request: FixedRequest::of(request),
+            request: FixedRequest::of(request).unwrap(),
             role: 10,
             ttl: Duration::from_secs(120),
             acquired_at: 1_000,
@@ -565,15 +573,15 @@ mod tests {
             request(&[7, 12], &["field__deletion", "field__type_update"], Mode::Share),
             request(&[7, 12, 99], &["field__update"], Mode::Exclusive),
         ] {
-            assert_eq!(FixedRequest::of(&r).request(), r);
+            assert_eq!(FixedRequest::of(&r).unwrap().request(), r);
         }
         let many: Vec<String> = (0..MAX_CLASSES).map(|i| format!("c{i}")).collect();
         let r = Request {
-            node: Node::table(1, 2),
+            scope: Scope::Tree(Node::table(1, 2)),
             classes: Classes::parse_many(many.iter().map(|c| Some(c.as_str()))).unwrap(),
             mode: Mode::Share,
         };
-        assert_eq!(FixedRequest::of(&r).request(), r);
+        assert_eq!(FixedRequest::of(&r).unwrap().request(), r);
     }
 
     #[test]

@@ -52,9 +52,7 @@ fn main_mode(mode: Mode) -> LockMode {
 
 impl<'r> Plan<'r> {
     pub fn of(request: &'r Request) -> Plan<'r> {
-        let node = request.node;
-        let ancestors = node.ancestors().map(Place::Tree);
-        Plan::build(ancestors, Place::Tree(node), node.is_leaf(), &request.classes, request.mode)
+        Plan::of_scope(&request.scope, &request.classes, request.mode)
     }
 
     /// The plan of a request on any scope: a path's plan is a node's, with the path's
@@ -174,7 +172,7 @@ mod tests {
             for classes in class_sets {
                 for mode in [Mode::Share, Mode::Exclusive] {
                     let classes = Classes::parse_many(classes.iter().map(|c| Some(*c))).unwrap();
-                    out.push(Request { node, classes, mode });
+                    out.push(Request { scope: Scope::Tree(node), classes, mode });
                 }
             }
         }
@@ -290,7 +288,7 @@ mod tests {
     #[test]
     fn field_update_plan_reads_as_the_design() {
         let request = Request {
-            node: Node::field(7, 12, 99),
+            scope: Scope::Tree(Node::field(7, 12, 99)),
             classes: Classes::parse_one("field__update").unwrap(),
             mode: Mode::Exclusive,
         };
@@ -319,7 +317,7 @@ mod tests {
     fn large_multi_class_plans_spill_to_the_heap_intact() {
         let names: Vec<String> = (0..20).map(|i| format!("c{i:02}")).collect();
         let request = Request {
-            node: Node::field(1, 2, 3),
+            scope: Scope::Tree(Node::field(1, 2, 3)),
             classes: Classes::parse_many(names.iter().map(|n| Some(n.as_str()))).unwrap(),
             mode: Mode::Share,
         };
@@ -399,20 +397,6 @@ mod tests {
             }
         }
         assert_eq!(pairs, 180 * 180, "18 scopes x 5 class sets x 2 modes, every ordered pair");
-    }
-
-    #[test]
-    fn a_numeric_request_plans_as_it_did_before_paths() {
-        for request in requests(&[&["all"], &["a", "b"]]) {
-            let scope = Scope::Tree(request.node);
-            let old: Vec<_> = Plan::of(&request).steps().iter().map(|s| (s.key, s.mode)).collect();
-            let new: Vec<_> = Plan::of_scope(&scope, &request.classes, request.mode)
-                .steps()
-                .iter()
-                .map(|s| (s.key, s.mode))
-                .collect();
-            assert_eq!(old, new, "{request}");
-        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::class::Classes;
 use crate::error::LockhierError;
-use crate::scope::Node;
+use crate::scope::Scope;
 use crate::text::shown;
 use std::fmt;
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl Hold {
 /// A request: taken whole or not at all.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Request {
-    pub node: Node,
+    pub scope: Scope,
     pub classes: Classes,
     pub mode: Mode,
 }
@@ -63,7 +63,7 @@ impl Request {
     /// The oracle: two requests of different holders conflict exactly when their scopes
     /// overlap, their classes overlap and at least one of them is exclusive.
     pub fn conflicts_with(&self, other: &Request) -> bool {
-        conflict(self.node.overlaps(&other.node), (&self.classes, self.mode), (&other.classes, other.mode))
+        conflict(self.scope.overlaps(&other.scope), (&self.classes, self.mode), (&other.classes, other.mode))
     }
 }
 
@@ -77,7 +77,7 @@ pub fn conflict(scopes_overlap: bool, a: (&Classes, Mode), b: (&Classes, Mode)) 
 /// with ` in share mode` appended for share requests.
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} for {}", self.node, self.classes)?;
+        write!(f, "{} for {}", self.scope.place(), self.classes)?;
         if self.mode == Mode::Share {
             f.write_str(" in share mode")?;
         }
@@ -128,7 +128,7 @@ mod tests {
 
     fn request(path: &[i64], classes: &[&str], mode: Mode) -> Request {
         Request {
-            node: Node::from_path(path).unwrap(),
+            scope: Scope::Tree(crate::scope::Node::from_path(path).unwrap()),
             classes: Classes::parse_many(classes.iter().map(|c| Some(*c))).unwrap(),
             mode,
         }

@@ -140,7 +140,9 @@ pub fn take(
     let question = Ask::Grant {
         database: lockmgr::my_database(),
         owner,
-        request: FixedRequest::of(&request),
+        // No SQL function takes a lease on a path yet.
+        request: FixedRequest::of(&request)
+            .ok_or_else(|| LockhierError::KeeperFailed("a lease is taken on a numeric scope".to_string()))?,
         role: roles::current(),
         ttl,
         asker: lockmgr::my_pid(),

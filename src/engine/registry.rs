@@ -11,6 +11,7 @@
 
 use crate::pg::lockmgr::{self, Hold};
 use crate::pg::xact::{self, SubTransactionId};
+use lockhier_core::scope::Scope;
 use lockhier_core::Request;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -123,7 +124,7 @@ pub fn held() -> Vec<Held> {
                 count,
             }))
             .collect();
-        all.sort_by_cached_key(|h| (h.hold, h.request.node.path().to_vec(), h.request.to_string()));
+        all.sort_by_cached_key(|h| (h.hold, order_of(&h.request.scope), h.request.to_string()));
         all
     })
 }
@@ -155,4 +156,13 @@ pub fn install_callbacks() {
         subtransaction_commit: on_subtransaction_commit,
         before_prepare: super::leases::refuse_prepare_while_fenced,
     });
+}
+
+/// Numeric scopes by their ids (an application's tables before the next application), then
+/// paths by their names.
+fn order_of(scope: &Scope) -> (Vec<i64>, Vec<String>) {
+    match scope {
+        Scope::Tree(node) => (node.path().to_vec(), Vec::new()),
+        Scope::Path(path) => (vec![i64::MAX; 4], path.names().to_vec()),
+    }
 }

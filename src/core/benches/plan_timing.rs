@@ -13,6 +13,7 @@
 
 use lockhier_core::key::{KeyKind, Target};
 use lockhier_core::plan::Plan;
+use lockhier_core::scope::Scope;
 use lockhier_core::{Classes, Mode, Node, Request};
 use std::hint::black_box;
 use std::time::Instant;
@@ -67,17 +68,25 @@ fn main() {
     .unwrap();
 
     // Sanity: the shapes timed are the ones the design describes.
-    let sample = Request { node: Node::field(7, 12, 99), classes: update.clone(), mode: Mode::Exclusive };
+    let sample = Request {
+        scope: Scope::Tree(Node::field(7, 12, 99)),
+        classes: update.clone(),
+        mode: Mode::Exclusive,
+    };
     assert_eq!(Plan::of(&sample).steps().len(), 8);
-    let sample_all = Request { node: Node::field(7, 12, 99), classes: Classes::All, mode: Mode::Exclusive };
+    let sample_all =
+        Request { scope: Scope::Tree(Node::field(7, 12, 99)), classes: Classes::All, mode: Mode::Exclusive };
     assert_eq!(Plan::of(&sample_all).steps().len(), 10);
 
     let field_class = report(
         "plan field, one class, exclusive (8 keys)",
         time(|i| {
             let (a, t, f) = ids(i);
-            let request =
-                Request { node: Node::field(a, t, f), classes: update.clone(), mode: Mode::Exclusive };
+            let request = Request {
+                scope: Scope::Tree(Node::field(a, t, f)),
+                classes: update.clone(),
+                mode: Mode::Exclusive,
+            };
             checksum(&Plan::of(black_box(&request)))
         }),
     );
@@ -85,8 +94,11 @@ fn main() {
         "plan field, all, exclusive (10 keys)",
         time(|i| {
             let (a, t, f) = ids(i);
-            let request =
-                Request { node: Node::field(a, t, f), classes: Classes::All, mode: Mode::Exclusive };
+            let request = Request {
+                scope: Scope::Tree(Node::field(a, t, f)),
+                classes: Classes::All,
+                mode: Mode::Exclusive,
+            };
             checksum(&Plan::of(black_box(&request)))
         }),
     );
@@ -94,7 +106,8 @@ fn main() {
         "plan table, 3 classes, share (12 keys)",
         time(|i| {
             let (a, t, _) = ids(i);
-            let request = Request { node: Node::table(a, t), classes: import.clone(), mode: Mode::Share };
+            let request =
+                Request { scope: Scope::Tree(Node::table(a, t)), classes: import.clone(), mode: Mode::Share };
             checksum(&Plan::of(black_box(&request)))
         }),
     );
@@ -102,7 +115,11 @@ fn main() {
         "plan application, all, share (4 keys)",
         time(|i| {
             let (a, _, _) = ids(i);
-            let request = Request { node: Node::application(a), classes: Classes::All, mode: Mode::Share };
+            let request = Request {
+                scope: Scope::Tree(Node::application(a)),
+                classes: Classes::All,
+                mode: Mode::Share,
+            };
             checksum(&Plan::of(black_box(&request)))
         }),
     );
@@ -111,7 +128,8 @@ fn main() {
         time(|i| {
             let (a, t, f) = ids(i);
             let classes = Classes::parse_one(black_box("Field__Update")).unwrap();
-            let request = Request { node: Node::field(a, t, f), classes, mode: Mode::Exclusive };
+            let request =
+                Request { scope: Scope::Tree(Node::field(a, t, f)), classes, mode: Mode::Exclusive };
             checksum(&Plan::of(black_box(&request)))
         }),
     );
