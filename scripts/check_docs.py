@@ -1,17 +1,30 @@
 #!/usr/bin/env python3
-"""Every code block of README.md and docs/*.md is one the tests run.
+"""The documentation cannot go stale: README.md, docs/*.md and every README*.md under the tree.
 
-Each fenced block must follow a `<!-- tested: PATH -->` line, and its lines must appear, in
-order and together, in PATH: a test, an expected output or the script that runs it. Indented
-code blocks (four spaces after a blank line) are refused: they would escape the check. Prints
-one `ok`/`not ok` line per block (TAP style) and exits non-zero if any block is not found.
+Every code block is one the tests run: each fenced block must follow a `<!-- tested: PATH -->`
+line, and its lines must appear, in order and together, in PATH: a test, an expected output or
+the script that runs it. Indented code blocks (four spaces after a blank line) are refused: they
+would escape the check.
+
+Every path of the repository the documents name in backticks exists (see is_repository_path for
+what counts as one).
+
+Prints one `ok`/`not ok` line per block and per document's paths (TAP style) and exits non-zero
+if any is not.
 """
+import os
 import pathlib
 import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"<!--\s*tested:\s*(\S+)\s*-->")
+# Directories that hold no documentation of ours: build output, virtualenvs, vendored packages.
+NOT_OURS = {".git", "target", ".venv", "node_modules", "vendor", "__pycache__"}
+# The kinds of file the repository holds; a relative path ending so names one of them.
+SOURCE_SUFFIXES = {".rs", ".py", ".sh", ".sql", ".spec", ".out", ".md", ".toml", ".js", ".rb",
+                   ".psql", ".control", ".txt", ".csv", ".json"}
+BACKTICKED = re.compile(r"`([^`\s]+)`")
 
 
 def blocks(text):
@@ -51,12 +64,68 @@ def contains(haystack, needle):
     return any(hay[i:i + len(need)] == need for i in range(len(hay) - len(need) + 1))
 
 
+def our_files():
+    """Every file of the tree outside NOT_OURS, as paths relative to ROOT."""
+    for directory, subdirectories, files in os.walk(ROOT):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in NOT_OURS)
+        for file in files:
+            yield (pathlib.Path(directory) / file).relative_to(ROOT)
+
+
+def is_repository_path(text, document):
+    """Whether a backticked word names a file or directory of the repository, which must exist.
+
+    The rule: a word without spaces that contains a `/` and is not a URL, an absolute path, a
+    placeholder (`<data>/lockhier`) or a glob, and either
+    - starts with an entry of the repository's root (`src/core/plan.rs`, `docs/`) or of the
+      document's own directory (`rel/oracle.py` in reliability/README.md), or
+    - ends in `/` or in the suffix of a source file (`keeper/locks.rs`, named inside the
+      section about its directory): it must then be the tail of a path of the repository.
+    Build output, virtualenvs and vendored directories (`target/packages/`, `reliability/.venv`)
+    are not the repository's. So an SQL name (`lockhier.leases`), a GitHub project
+    (`cespare/xxhash`) or a file of the server's data directory (`lockhier/leases.journal`)
+    does not count.
+    """
+    if "/" not in text or text.startswith("/") or "://" in text or any(c in text for c in "<>*?$"):
+        return False
+    if NOT_OURS & set(text.split("/")):
+        return False
+    first = text.split("/")[0]
+    if (ROOT / first).exists() or (document.parent / first).exists():
+        return True
+    return text.endswith("/") or pathlib.PurePath(text).suffix in SOURCE_SUFFIXES
+
+
+def path_exists(text, document, files):
+    path = text.rstrip("/")
+    if (ROOT / path).exists() or (document.parent / path).exists():
+        return True
+    tail = tuple(pathlib.PurePath(path).parts)
+    directories = {parent for file in files for parent in file.parents}
+    return any(candidate.parts[-len(tail):] == tail for candidate in [*files, *directories])
+
+
+def missing_paths(text, document, files):
+    """The backticked repository paths of a document (outside code blocks) that do not exist."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    words = dict.fromkeys(BACKTICKED.findall(prose))
+    return [w for w in words if is_repository_path(w, document) and not path_exists(w, document, files)]
+
+
 def main():
-    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    files = list(our_files())
+    readmes = sorted(f for f in files if f.name.startswith("README") and f.suffix == ".md")
+    docs = sorted(f for f in files if f.parent == pathlib.Path("docs") and f.suffix == ".md")
+    documents = [ROOT / f for f in [*readmes, *docs]]
     failures = 0
     number = 0
     for document in documents:
         name = document.relative_to(ROOT)
+        number += 1
+        missing = missing_paths(document.read_text(), document, files)
+        failures += bool(missing)
+        print(f"{'not ok' if missing else 'ok'} {number} - {name}: the repository paths it names exist"
+              + (f"; missing: {', '.join(missing)}" if missing else ""))
         for line, path, body in blocks(document.read_text()):
             number += 1
             if path is None:
