@@ -3,8 +3,9 @@
 
 Every code block is one the tests run: each fenced block must follow a `<!-- tested: PATH -->`
 line, and its lines must appear, in order and together, in PATH: a test, an expected output or
-the script that runs it. Indented code blocks (four spaces after a blank line) are refused: they
-would escape the check.
+the script that runs it; or PATH reads the blocks marked for it and runs them as they are written
+(it calls `scripts/check_docs.py block DOCUMENT PATH`, which prints them). Indented code blocks
+(four spaces after a blank line) are refused: they would escape the check.
 
 Every path of the repository the documents name in backticks exists (see is_repository_path for
 what counts as one).
@@ -27,19 +28,27 @@ SOURCE_SUFFIXES = {".rs", ".py", ".sh", ".sql", ".spec", ".out", ".md", ".toml",
 BACKTICKED = re.compile(r"`([^`\s]+)`")
 
 
+def fence(line):
+    """The indentation of a fence line (``` after at most 3 spaces, as in a list item), or None."""
+    stripped = line.lstrip(" ")
+    indent = len(line) - len(stripped)
+    return indent if indent <= 3 and stripped.startswith("```") else None
+
+
 def blocks(text):
     """Yield (line number, marker path or None, block lines) for each fenced block."""
     lines = text.splitlines()
     i = 0
     while i < len(lines):
-        if lines[i].startswith("```"):
+        indent = fence(lines[i])
+        if indent is not None:
             start = i
             previous = next((l for l in reversed(lines[:start]) if l.strip()), "")
             marker = MARKER.search(previous)
             i += 1
             body = []
-            while i < len(lines) and not lines[i].startswith("```"):
-                body.append(lines[i])
+            while i < len(lines) and fence(lines[i]) is None:
+                body.append(lines[i][indent:] if lines[i][:indent].isspace() else lines[i])
                 i += 1
             yield start + 1, marker.group(1) if marker else None, body
         i += 1
@@ -50,7 +59,7 @@ def indented_blocks(text):
     fenced = False
     previous = ""
     for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("```"):
+        if fence(line) is not None:
             fenced = not fenced
         elif not fenced and previous.strip() == "" and (line.startswith("    ") or line.startswith("\t")):
             yield number
@@ -107,7 +116,7 @@ def path_exists(text, document, files):
 
 def missing_paths(text, document, files):
     """The backticked repository paths of a document (outside code blocks) that do not exist."""
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    prose = re.sub(r"^ {0,3}```.*?^ {0,3}```", "", text, flags=re.S | re.M)
     words = dict.fromkeys(BACKTICKED.findall(prose))
     return [w for w in words if is_repository_path(w, document) and not path_exists(w, document, files)]
 
@@ -133,8 +142,9 @@ def main():
             elif not (ROOT / path).is_file():
                 ok, why = False, f"{path} does not exist"
             else:
-                ok = contains((ROOT / path).read_text().splitlines(), body)
-                why = f"not found in {path}"
+                test = (ROOT / path).read_text()
+                ok = contains(test.splitlines(), body) or f"scripts/check_docs.py block {name} {path}" in test
+                why = f"not found in {path}, nor read by it"
             failures += not ok
             status = "ok" if ok else "not ok"
             print(f"{status} {number} - {name} block at line {line}" + ("" if ok else f": {why}"))
@@ -145,5 +155,15 @@ def main():
     return 1 if failures else 0
 
 
+def print_blocks(document, path):
+    """`block DOCUMENT PATH`: print the lines of DOCUMENT's blocks marked tested by PATH."""
+    found = [body for _, marker, body in blocks((ROOT / document).read_text()) if marker == path]
+    for body in found:
+        print("\n".join(body))
+    return 0 if found else 1
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["block"] and len(sys.argv) == 4:
+        sys.exit(print_blocks(sys.argv[2], sys.argv[3]))
     sys.exit(main())

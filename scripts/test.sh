@@ -189,7 +189,7 @@ run_package_test() {
   local deb
   if deb=$(bash scripts/package.sh 15 2>"$OUT/package-15.log"); then
     echo "ok - PostgreSQL 15: built $deb"; count 1 0
-    counted "$OUT/test-package.log" count_result '' bash scripts/test_package.sh
+    counted "$OUT/test-package.log" count_result '' bash scripts/test_package.sh "$deb"
   else
     cat "$OUT/package-15.log"
     echo "not ok - PostgreSQL 15: the Debian package builds"; count 0 1
