@@ -124,6 +124,8 @@ say "The user retries, willing to wait up to 10 s."
 run editor "BEGIN;"
 send editor "SELECT lockhier.lock_field(7, 12, 99, 'field__update', wait => '10 s');"
 until_true "the field editor waits in pg_locks" waiting "field editor"
+# psql echoed the statement before sending it; its line may still be on its way to the file.
+until_true "the statement is in the editor's output" grep -qF "wait => '10 s');" "$work/editor.out"
 show editor
 say "pg_locks shows the update waiting in the server's lock queue; the snapshot ends, and the update goes through."
 run snapshot "COMMIT;"
