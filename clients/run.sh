@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lockhier from real clients: psycopg 3, Django, SQLAlchemy 2, node-postgres, ActiveRecord and
-# psql, each against a running PostgreSQL 15 with lockhier installed, and psycopg 3 and
+# psql, each against a running PostgreSQL (15 to 18) with lockhier installed, and psycopg 3 and
 # SQLAlchemy 2 through PgBouncer in transaction pooling (pgbouncer/run.sh). The lease suites
 # need lockhier in shared_preload_libraries (scripts/cluster.sh puts it there).
 #

@@ -3,7 +3,7 @@
 #
 #   PGHOST=... PGPORT=... PGUSER=<superuser> reliability/run.sh
 #
-# Needs a running PostgreSQL 15 cluster on this machine with the lockhier extension installed
+# Needs a running cluster of PostgreSQL 15 to 18 on this machine with lockhier installed
 # (the SIGKILL fault signals a backend process, so run it as root or as the server's OS user).
 # Creates (and drops afterwards) database lockhier_rel and role lockhier_rel_user. Installs its
 # Python dependencies into reliability/.venv on first use. The last line printed is always

@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
-# The PostgreSQL 15 Debian package, as a user installs it: dpkg -i into the system PostgreSQL
-# 15, CREATE EXTENSION in a private cluster of it with postgresql.conf untouched (lockhier not
-# in shared_preload_libraries), one conflict from the demo, a lease refused with what to set,
-# dpkg -r.
+# The PostgreSQL 15 Debian package, as a user installs it: the README's install command, run as
+# it is written, into the system PostgreSQL 15; CREATE EXTENSION in a private cluster of it with
+# postgresql.conf untouched (lockhier not in shared_preload_libraries), one conflict from the
+# demo, a lease refused with what to set, dpkg -r.
+#
+#   scripts/test_package.sh DEB    DEB: the path scripts/package.sh 15 printed
+#
 # Afterwards the release build is copied back in place, so the machine is left as it was.
 # Prints one ok/not ok line per check and ends with RESULT <passed> <failed>.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 source scripts/lib/pg.sh
+deb=${1:?usage: scripts/test_package.sh DEB (the path scripts/package.sh 15 printed)}
 version=$(crate_version)
-deb=target/packages/postgresql-15-lockhier_${version}_amd64.deb
 
 check "the package exists: $deb" test -s "$deb"
-# As the README says, word for word (so a new version updates the README too).
-check "the README's install command names this version's package" test "$version" = 0.3.0
-dpkg -i target/packages/postgresql-15-lockhier_0.3.0_amd64.deb >/tmp/lockhier-dpkg.log 2>&1
+# The README's words, read from it (so a new version, or a new package name, updates the README).
+readme=$(python3 scripts/check_docs.py block README.md scripts/test_package.sh)
+check "the README's install command names this version's package: $readme" test "$readme" = "dpkg -i $deb"
+bash -c "set -e; $readme" >/tmp/lockhier-dpkg.log 2>&1
 status=$?
-check "dpkg -i $(basename "$deb")" test "$status" = 0
-[ "$status" = 0 ] || cat /tmp/lockhier-dpkg.log
+check "the README's install command succeeds" test "$status" = 0
+if [ "$status" != 0 ]; then
+  cat /tmp/lockhier-dpkg.log
+  result_line
+  exit
+fi
 check "it installs where Debian's PostgreSQL 15 looks" \
   bash -c "dpkg -L postgresql-15-lockhier | grep -qx /usr/lib/postgresql/15/lib/lockhier.so \
            && dpkg -L postgresql-15-lockhier | grep -qx /usr/share/postgresql/15/extension/lockhier.control \

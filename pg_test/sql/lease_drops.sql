@@ -8,16 +8,6 @@
 \i pg_test/sql/helpers.psql
 \set ECHO all
 \set VERBOSITY default
-CREATE OR REPLACE FUNCTION show_drop_error(statement text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE state text; message text; detail text; hint text;
-BEGIN
-    EXECUTE statement;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message,
-                          DETAIL = regexp_replace(detail, 'lease \d+', 'lease N', 'g'), HINT = hint;
-END $$;
 -- A second database with lockhier, reached through dblink.
 CREATE DATABASE lockhier_drop_probe;
 SELECT dblink_connect('probe', format('host=%s port=%s dbname=lockhier_drop_probe user=%s',
@@ -27,15 +17,15 @@ SELECT dblink_exec('probe', 'CREATE EXTENSION lockhier');
 -- DROP EXTENSION while two leases of this database are held: refused, and both stay held.
 SELECT lockhier.lease_application(7, 'csv-import #55', ttl => '10 min') AS import \gset
 SELECT lockhier.lease_table(8, 3, 'nightly', ttl => '10 min') AS nightly \gset
-SELECT show_drop_error('DROP EXTENSION lockhier');
+SELECT show_error('DROP EXTENSION lockhier');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- However it comes to be dropped: here by dependency, with its schema.
 SET client_min_messages = warning;
-SELECT show_drop_error('DROP SCHEMA lockhier CASCADE');
+SELECT show_error('DROP SCHEMA lockhier CASCADE');
 RESET client_min_messages;
 SELECT count(*) AS still_held FROM lockhier.leases WHERE token IN (:import, :nightly);
 SELECT lockhier.release_leases('csv-import #55');
-SELECT show_drop_error('DROP EXTENSION lockhier');
+SELECT show_error('DROP EXTENSION lockhier');
 SELECT lockhier.release_leases('nightly');
 
 -- Another database's leases are not in the way, nor this one's in another database's: in the
@@ -44,7 +34,7 @@ SELECT lockhier.release_leases('nightly');
 SELECT lockhier.lease_application(7, 'backup', ttl => '10 min') AS backup \gset
 SELECT x IS NOT NULL AS leased
   FROM dblink('probe', $$SELECT lockhier.lease_application(9, 'probe job', ttl => '10 min')::text$$) AS t(x text);
-SELECT show_drop_error($$SELECT dblink_exec('probe', 'DROP EXTENSION lockhier')$$);
+SELECT show_error($$SELECT dblink_exec('probe', 'DROP EXTENSION lockhier')$$);
 SELECT * FROM dblink('probe', $$SELECT lockhier.release_leases('probe job')::text$$) AS t(released text);
 SELECT dblink_exec('probe', 'DROP EXTENSION lockhier');
 SELECT * FROM dblink('probe', $$SELECT count(*)::text FROM pg_extension WHERE extname = 'lockhier'$$) AS t(installed text);
@@ -61,12 +51,12 @@ SELECT dblink_exec('probe', 'SET ROLE lockhier_drop_probe_role');
 SELECT x IS NOT NULL AS leased
   FROM dblink('probe', $$SELECT lockhier.lease_application(11, 'role job', ttl => '10 min')::text$$) AS t(x text);
 SELECT dblink_exec('probe', 'RESET ROLE');
-SELECT show_drop_error('DROP ROLE lockhier_drop_probe_role');
+SELECT show_error('DROP ROLE lockhier_drop_probe_role');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- Released here (a superuser releases every role's leases of an owner), it still holds one in
 -- the probe database.
 SELECT lockhier.release_leases('role job');
-SELECT show_drop_error('DROP ROLE lockhier_drop_probe_role');
+SELECT show_error('DROP ROLE lockhier_drop_probe_role');
 SELECT * FROM dblink('probe', $$SELECT lockhier.release_leases('role job')::text$$) AS t(released text);
 DROP ROLE lockhier_drop_probe_role;
 

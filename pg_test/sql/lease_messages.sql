@@ -6,20 +6,6 @@
 \i pg_test/sql/helpers.psql
 \set ECHO all
 \set VERBOSITY default
-CREATE OR REPLACE FUNCTION show_lease_error(statement text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM show_error(statement);
-EXCEPTION WHEN OTHERS THEN
-    DECLARE state text; message text; detail text; hint text;
-    BEGIN
-        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                                detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-        detail := regexp_replace(detail, 'lease \d+', 'lease N', 'g');
-        detail := regexp_replace(detail, '(acquired|expires in) (less than 1 ms|\d+ ms|[\d.]+ s|\d+ min( \d+ s)?|\d+ h( \d+ min)?)',
-                                 '\1 T', 'g');
-        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail, HINT = hint;
-    END;
-END $$;
 -- The walk-through of docs/leases.md, word for word: a CSV import leases table 12 for
 -- "field__deletion" and "field__type_update", and renews it.
 CREATE TABLE database_field (id int PRIMARY KEY, table_id int NOT NULL, type text NOT NULL);
@@ -28,7 +14,7 @@ SELECT lockhier.lease_table(7, 12, 'csv-import #55', ARRAY['field__deletion', 'f
                             'share', ttl => '2 min') AS token \gset
 SELECT lockhier.renew_lease(:token);     -- true: the lease is held until now() + 2 min
 -- The lease is the owner's: this very session is refused a field deletion, with the lease named.
-SELECT show_lease_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__deletion')$$);
+SELECT show_error($$SELECT lockhier.lock_field(7, 12, 99, 'field__deletion')$$);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- Fencing: the check and the writes it guards commit together.
 BEGIN;

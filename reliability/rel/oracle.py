@@ -1,4 +1,4 @@
-"""The lock model's oracle, written from shared/design/lock-model.md and nothing else.
+"""The lock model's oracle, written from docs/lock-model.md and nothing else.
 
 Two requests of different sessions conflict exactly when
   1. their scopes overlap: one id path is a prefix of (or equal to) the other,

@@ -1,6 +1,6 @@
 #[pgrx::pg_schema]
 mod tests {
-    use crate::pg_tests::tests::{error_of, full_error_of, my_locks};
+    use crate::pg_tests::tests::{error_of, full_error_of, my_locks, one, other, run};
     use pgrx::prelude::*;
 
     /// (arguments after the ids, the error), for every argument rule of the API.
@@ -70,9 +70,34 @@ mod tests {
         assert!(error_of("SELECT lockhier.lock_field(1, 2)").starts_with("42883"));
     }
 
+    /// `wait => NULL`, the one NULL argument accepted, waits with no limit of lockhier's own:
+    /// with the session's lock_timeout off, the request stays queued in the lock manager until
+    /// the holder lets go, and is then granted. Refused, or treated as '0', it would fail at once
+    /// and never be seen waiting. (The session's lock_timeout bounding it: conflicts.rs.)
     #[pg_test]
-    fn null_wait_means_no_limit_of_its_own_and_is_accepted() {
-        assert_eq!(error_of("SELECT lockhier.lock_field(1, 2, 3, 'x', wait => NULL)"), "ok");
+    fn null_wait_is_accepted_and_waits_until_the_holder_lets_go() {
+        run("SELECT lockhier.session_lock_field(330, 1, 1, 'x')");
+        let waiter = one::<i32>("SELECT tests.other_pid()");
+        other("SET lock_timeout = 0");
+        other("BEGIN");
+        run("SELECT public.dblink_send_query('other', \
+             $$SELECT lockhier.lock_field(330, 1, 1, 'x', wait => NULL)::text$$)");
+        let queued = format!(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = {waiter} AND locktype = 'advisory' AND NOT granted)"
+        );
+        // State, not a sleep, says it waits: at most 30 s for it to show in pg_locks.
+        let mut polls = 0;
+        while !one::<bool>(&queued) {
+            polls += 1;
+            assert!(polls < 3000, "the call with wait => NULL never queued behind the holder");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        run("SELECT lockhier.session_unlock_field(330, 1, 1, 'x')");
+        // Granted once the holder let go: the call returns (its void as ''), no error.
+        let answer = "SELECT coalesce(string_agg(x, ','), 'no row') FROM public.dblink_get_result('other') AS t(x text)";
+        assert_eq!(one::<String>(answer), "");
+        assert_eq!(one::<String>(answer), "no row", "the asynchronous query is over");
+        other("ROLLBACK");
     }
 
     #[pg_test]
