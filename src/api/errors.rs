@@ -81,9 +81,9 @@ pub fn detail(error: &LockhierError) -> Option<String> {
         LockhierError::ExtensionHasLeases(held) | LockhierError::RoleHasLeases { held, .. } => {
             Some(held.to_string())
         }
-        LockhierError::NotLeaseOwner { token, owner, asked } => Some(format!(
-            "Lease {token} is held by owner \"{owner}\", not by \"{asked}\" nor an owner above it."
-        )),
+        LockhierError::NotLeaseOwner { owner, asked, .. } => {
+            Some(format!("The lease is held by owner \"{owner}\", not by \"{asked}\" nor an owner above it."))
+        }
         _ => None,
     }
 }
