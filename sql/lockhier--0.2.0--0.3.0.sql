@@ -259,3 +259,51 @@ CREATE FUNCTION lockhier."try_session_lock_path"(
 VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'try_session_lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."lease_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lease_path_wrapper';
+
+CREATE FUNCTION lockhier."lease_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lease_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."try_lease_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lease_path_wrapper';
+
+CREATE FUNCTION lockhier."try_lease_path"(
+	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lease_path_classes_wrapper';

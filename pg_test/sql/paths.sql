@@ -82,4 +82,13 @@ SELECT path, kind, class, key
                (ARRAY['!abc:example.org'], 'class', 'typing', lockhier.path_key(ARRAY['!abc:example.org'], 'typing')),
                (ARRAY['é', 'a/b'], 'exclusive marker', NULL, lockhier.path_marker_key(ARRAY['é', 'a/b'], 'exclusive'))
        ) AS v(path, kind, class, key);
+-- Leases on paths: a chat server's worker holds a room; the room is named in the view and in
+-- the error; the same owner gets its lease back, another is refused; the worker's shutdown
+-- releases its tasks' leases.
+SELECT lockhier.lease_path(ARRAY['rooms', '!abc:example.org'], 'chat-1/worker-3', 'room_worker', ttl => '1 min') AS room \gset
+SELECT owner, scope, classes, mode FROM lockhier.leases;
+SELECT show_error($$SELECT lockhier.lock_path(ARRAY['rooms', '!abc:example.org'], 'room_worker')$$);
+SELECT lockhier.try_lease_path(ARRAY['rooms', '!abc:example.org'], 'chat-2/worker-1', 'room_worker') IS NULL AS refused;
+SELECT lockhier.lease_path(ARRAY['rooms', '!abc:example.org'], 'chat-1/worker-3', 'room_worker', ttl => '1 min') = :room AS same_token;
+SELECT lockhier.release_leases('chat-1');
 SELECT dblink_disconnect('backup');

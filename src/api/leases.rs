@@ -4,12 +4,13 @@
 //!
 //! None is STRICT: a NULL is refused by name. All are VOLATILE and PARALLEL UNSAFE.
 
-use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
+use super::args::{self, application, field, global, many_classes, one_class, scoped, table, Parsed};
 use super::errors::{self, or_report};
 use crate::engine::{drop_guard, lease_table, leases};
 use lockhier_core::lease::in_use::Dropping;
 use lockhier_core::lease::{ttl_from_micros, Owner};
 use lockhier_core::request::required;
+use lockhier_core::scope::Scope;
 use lockhier_core::Request;
 use pgrx::prelude::*;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub fn init() {
     pgrx::GucRegistry::define_int_guc(
         c"lockhier.max_leases",
         c"How many lockhier leases can be held at once, in all databases.",
-        c"Sizes the shared memory leases are kept in (about 5.2 kB each); needs a restart.",
+        c"Sizes the shared memory leases are kept in (about 7.1 kB each); needs a restart.",
         &MAX_LEASES,
         1,
         100_000,
@@ -68,8 +69,8 @@ fn ttl(ttl: Option<Interval>) -> Parsed<Duration> {
 /// The body of every `lease_*` and `try_lease_*`: the token, or NULL for a refused `try_`.
 /// Arguments are checked in the order they are written: ids, owner, class(es), mode, ttl, wait.
 #[allow(clippy::too_many_arguments)]
-fn take(
-    node: Parsed<lockhier_core::Node>,
+pub(super) fn take(
+    scope: Parsed<Scope>,
     owner_arg: Option<&str>,
     classes: Parsed<lockhier_core::Classes>,
     mode: Option<&str>,
@@ -77,9 +78,9 @@ fn take(
     wait: Option<Interval>,
     refusal_is_an_error: bool,
 ) -> Option<i64> {
-    let node = or_report(node);
+    let scope = or_report(scope);
     let owner = or_report(owner(owner_arg));
-    let request: Request = or_report(request(Ok(node), classes, mode));
+    let request: Request = or_report(scoped(Ok(scope), classes, mode));
     let ttl = or_report(ttl(ttl_arg));
     let wait = or_report(args::wait(wait));
     or_report(leases::take(request, owner, ttl, wait, refusal_is_an_error))
@@ -99,7 +100,7 @@ macro_rules! lease_fn {
             ttl: default!(Option<Interval>, "'2 min'"),
             wait: default!(Option<Interval>, "'0'"),
         ) -> Option<i64> {
-            take($node($($id),*), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
+            take($node($($id),*).map(Scope::Tree), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
         }
     };
 }

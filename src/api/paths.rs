@@ -6,6 +6,7 @@
 
 use super::args::{self, many_classes, names, one_class, scoped};
 use super::inspect::{blocker_rows, plan_rows};
+use super::leases::take as lease;
 use super::locks::{session_unlock, take};
 use lockhier_core::key::{KeyKind, Target};
 use lockhier_core::scope::Scope;
@@ -170,3 +171,37 @@ fn path_marker_key(path: Option<Array<&str>>, mode: Option<&str>) -> i64 {
 fn key_at(scope: &Scope, kind: KeyKind) -> i64 {
     Target { node: scope.place(), kind }.key()
 }
+
+/// `lease_path` and `try_lease_path`, as `lease_L` and `try_lease_L` (see `leases.rs`).
+macro_rules! path_lease_fn {
+    ($name:ident, $many:ident = $sql:literal, $refusal_is_an_error:expr) => {
+        #[allow(clippy::too_many_arguments)]
+        #[pg_extern(volatile, parallel_unsafe)]
+        fn $name(
+            path: Option<Array<&str>>,
+            owner: Option<&str>,
+            class: default!(Option<&str>, "'all'"),
+            mode: default!(Option<&str>, "'exclusive'"),
+            ttl: default!(Option<Interval>, "'2 min'"),
+            wait: default!(Option<Interval>, "'0'"),
+        ) -> Option<i64> {
+            lease(names(path), owner, one_class(class), mode, ttl, wait, $refusal_is_an_error)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        #[pg_extern(volatile, parallel_unsafe, name = $sql)]
+        fn $many(
+            path: Option<Array<&str>>,
+            owner: Option<&str>,
+            classes: Option<Array<&str>>,
+            mode: default!(Option<&str>, "'exclusive'"),
+            ttl: default!(Option<Interval>, "'2 min'"),
+            wait: default!(Option<Interval>, "'0'"),
+        ) -> Option<i64> {
+            lease(names(path), owner, many_classes(classes), mode, ttl, wait, $refusal_is_an_error)
+        }
+    };
+}
+
+path_lease_fn!(lease_path, lease_path_classes = "lease_path", true);
+path_lease_fn!(try_lease_path, try_lease_path_classes = "try_lease_path", false);

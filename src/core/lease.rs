@@ -4,6 +4,7 @@
 
 use crate::class::{ClassName, Classes, MAX_CLASSES};
 use crate::error::LockhierError;
+use crate::path::{Path, MAX_DEPTH, MAX_NAME_LEN};
 use crate::request::{Mode, Request};
 use crate::scope::{Node, Scope};
 pub use crate::text::invisible_kind;
@@ -148,35 +149,76 @@ pub fn ttl_from_micros(micros: i128, shown: impl FnOnce() -> String) -> Result<D
     Ok(Duration::from_micros(micros as u64))
 }
 
-/// A request with no heap data, as shared memory and the journal hold it. Leases are taken on
-/// the numeric tree only (leases on paths are not built yet).
+/// A request with no heap data, as shared memory and the journal hold it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FixedRequest {
-    node: Node,
+    scope: FixedScope,
     mode: Mode,
     /// `None`: all classes.
     count: Option<u8>,
     classes: [ClassName; MAX_CLASSES],
 }
 
-impl FixedRequest {
-    /// `None` for a request on a path.
-    pub fn of(request: &Request) -> Option<FixedRequest> {
-        match request.scope {
-            Scope::Tree(node) => Some(FixedRequest::on(node, &request.classes, request.mode)),
-            Scope::Path(_) => None,
+/// A scope with no heap data: a node, or a path's names end to end.
+// It lives in fixed-size shared-memory slots: boxing the path would put it on one process's heap.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FixedScope {
+    Tree(Node),
+    Path(FixedPath),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FixedPath {
+    depth: u8,
+    /// Where each name ends in `bytes`.
+    ends: [u16; MAX_DEPTH],
+    bytes: [u8; MAX_DEPTH * MAX_NAME_LEN],
+}
+
+impl FixedPath {
+    fn of(path: &Path) -> FixedPath {
+        let mut fixed = FixedPath {
+            depth: path.depth() as u8,
+            ends: [0; MAX_DEPTH],
+            bytes: [0; MAX_DEPTH * MAX_NAME_LEN],
+        };
+        let mut at = 0;
+        for (i, name) in path.names().iter().enumerate() {
+            fixed.bytes[at..at + name.len()].copy_from_slice(name.as_bytes());
+            at += name.len();
+            fixed.ends[i] = at as u16;
         }
+        fixed
     }
 
-    pub fn on(node: Node, classes: &Classes, mode: Mode) -> FixedRequest {
-        let names = classes.names();
-        let mut fixed = [ClassName::PLACEHOLDER; MAX_CLASSES];
-        fixed[..names.len()].copy_from_slice(names);
-        FixedRequest { node, mode, count: (!classes.is_all()).then_some(names.len() as u8), classes: fixed }
+    fn path(&self) -> Path {
+        let mut start = 0;
+        let names = self.ends[..self.depth as usize].iter().map(|&end| {
+            let name = std::str::from_utf8(&self.bytes[start..end as usize])
+                .expect("names are UTF-8 by construction");
+            start = end as usize;
+            name
+        });
+        Path::parse(names).expect("a fixed path was a valid path")
     }
+}
 
-    pub fn node(&self) -> Node {
-        self.node
+impl FixedRequest {
+    pub fn of(request: &Request) -> FixedRequest {
+        let names = request.classes.names();
+        let mut classes = [ClassName::PLACEHOLDER; MAX_CLASSES];
+        classes[..names.len()].copy_from_slice(names);
+        let scope = match &request.scope {
+            Scope::Tree(node) => FixedScope::Tree(*node),
+            Scope::Path(path) => FixedScope::Path(FixedPath::of(path)),
+        };
+        FixedRequest {
+            scope,
+            mode: request.mode,
+            count: (!request.classes.is_all()).then_some(names.len() as u8),
+            classes,
+        }
     }
 
     pub fn request(&self) -> Request {
@@ -184,7 +226,11 @@ impl FixedRequest {
             None => Classes::All,
             Some(count) => Classes::from_sorted(&self.classes[..count as usize]),
         };
-        Request { scope: Scope::Tree(self.node), classes, mode: self.mode }
+        let scope = match &self.scope {
+            FixedScope::Tree(node) => Scope::Tree(*node),
+            FixedScope::Path(path) => Scope::Path(path.path()),
+        };
+        Request { scope, classes, mode: self.mode }
     }
 }
 
@@ -369,7 +415,7 @@ mod tests {
             database: 5,
             token,
             owner: Owner::parse(owner).unwrap(),
-            request: FixedRequest::of(request).unwrap(),
+            request: FixedRequest::of(request),
             role: 10,
             ttl: Duration::from_secs(120),
             acquired_at: 1_000,
@@ -573,7 +619,7 @@ mod tests {
             request(&[7, 12], &["field__deletion", "field__type_update"], Mode::Share),
             request(&[7, 12, 99], &["field__update"], Mode::Exclusive),
         ] {
-            assert_eq!(FixedRequest::of(&r).unwrap().request(), r);
+            assert_eq!(FixedRequest::of(&r).request(), r);
         }
         let many: Vec<String> = (0..MAX_CLASSES).map(|i| format!("c{i}")).collect();
         let r = Request {
@@ -581,7 +627,21 @@ mod tests {
             classes: Classes::parse_many(many.iter().map(|c| Some(c.as_str()))).unwrap(),
             mode: Mode::Share,
         };
-        assert_eq!(FixedRequest::of(&r).unwrap().request(), r);
+        assert_eq!(FixedRequest::of(&r).request(), r);
+        // The longest path: 8 names of 255 bytes, beside 64 classes.
+        let long = "é".repeat(127) + "x";
+        let r = Request {
+            scope: Scope::Path(Path::parse([long.as_str(); MAX_DEPTH]).unwrap()),
+            classes: Classes::parse_many(many.iter().map(|c| Some(c.as_str()))).unwrap(),
+            mode: Mode::Exclusive,
+        };
+        assert_eq!(FixedRequest::of(&r).request(), r);
+        let short = Request {
+            scope: Scope::Path(Path::parse(["a", "b"]).unwrap()),
+            classes: Classes::All,
+            mode: Mode::Share,
+        };
+        assert_eq!(FixedRequest::of(&short).request(), short);
     }
 
     #[test]

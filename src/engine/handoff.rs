@@ -64,7 +64,7 @@ pub struct Announced {
 pub fn announce(request: &Request) -> Option<Announced> {
     let area = shmem::area()?;
     shmem::withdraw_mine_at_exit();
-    let id = area.announce_handoff(lockmgr::my_database(), FixedRequest::of(request)?)?;
+    let id = area.announce_handoff(lockmgr::my_database(), FixedRequest::of(request))?;
     let mut announced = Announced { id, locked: false };
     lockmgr::take_handoff(id);
     announced.locked = true;

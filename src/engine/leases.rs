@@ -140,9 +140,7 @@ pub fn take(
     let question = Ask::Grant {
         database: lockmgr::my_database(),
         owner,
-        // No SQL function takes a lease on a path yet.
-        request: FixedRequest::of(&request)
-            .ok_or_else(|| LockhierError::KeeperFailed("a lease is taken on a numeric scope".to_string()))?,
+        request: FixedRequest::of(&request),
         role: roles::current(),
         ttl,
         asker: lockmgr::my_pid(),

@@ -14,9 +14,10 @@
 use super::{Lease, Owner, Timestamp};
 use crate::class::Classes;
 use crate::lockmode::LockMode;
+use crate::path::Path;
 use crate::plan::Plan;
 use crate::request::{Mode, Request};
-use crate::scope::Node;
+use crate::scope::{Node, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -58,7 +59,11 @@ pub struct Granted {
     pub database: u32,
     pub token: i64,
     pub owner: String,
+    /// The ids of a node (empty for the global scope, and for a path).
     pub path: Vec<i64>,
+    /// The names of a path (absent for a node: 0.2.0's records read as they were written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
     /// `["all"]` for all classes.
     pub classes: Vec<String>,
     pub mode: String,
@@ -80,7 +85,14 @@ impl From<&Lease> for Granted {
             database: lease.database,
             token: lease.token,
             owner: lease.owner.as_str().to_string(),
-            path: lease.request.node().path().to_vec(),
+            path: match &request.scope {
+                Scope::Tree(node) => node.path().to_vec(),
+                Scope::Path(_) => Vec::new(),
+            },
+            names: match &request.scope {
+                Scope::Tree(_) => None,
+                Scope::Path(path) => Some(path.names().to_vec()),
+            },
             classes,
             mode: request.mode.name().to_string(),
             role: lease.role,
@@ -96,7 +108,12 @@ impl Granted {
     /// The lease, checked as a new request would be.
     pub fn lease(&self) -> Result<Lease, String> {
         let owner = Owner::stored(&self.owner).map_err(|e| e.to_string())?;
-        let node = Node::from_path(&self.path).map_err(|e| e.to_string())?;
+        let scope = match &self.names {
+            None => Scope::Tree(Node::from_path(&self.path).map_err(|e| e.to_string())?),
+            Some(names) => {
+                Scope::Path(Path::parse(names.iter().map(String::as_str)).map_err(|e| e.to_string())?)
+            }
+        };
         let classes =
             Classes::parse_many(self.classes.iter().map(|c| Some(c.as_str()))).map_err(|e| e.to_string())?;
         let mode = Mode::parse(&self.mode).map_err(|e| e.to_string())?;
@@ -104,7 +121,7 @@ impl Granted {
             database: self.database,
             token: self.token,
             owner,
-            request: super::FixedRequest::on(node, &classes, mode),
+            request: super::FixedRequest::of(&Request { scope, classes, mode }),
             role: self.role,
             ttl: Duration::from_micros(self.ttl_us),
             acquired_at: self.acquired_at,
@@ -557,6 +574,28 @@ mod tests {
         assert_eq!(replayed.next_token, 19, "tokens keep growing past released leases");
         assert_eq!((replayed.records, replayed.good_len), (4, text.len()));
         assert!(replayed.problems.is_empty() && replayed.superseded.is_empty());
+    }
+
+    #[test]
+    fn a_lease_on_a_path_replays_with_its_names_and_a_node_lease_as_0_2_0_wrote_it() {
+        let long = "n".repeat(255);
+        let names = ["rooms", "!abc:example.org", "a/b \"q\"", long.as_str(), "e", "f", "g", "h"];
+        let on_path = Request {
+            scope: Scope::Path(Path::parse(names).unwrap()),
+            classes: Classes::parse_one("typing").unwrap(),
+            mode: Mode::Exclusive,
+        };
+        let lease = lease(21, "worker9/task-3", &on_path);
+        let text = grant(&lease);
+        assert!(text.contains(r#""names":["rooms","!abc:example.org""#), "{text}");
+        let replayed = replay(&text);
+        assert_eq!(replayed.leases[&21], as_replayed(&lease));
+        assert_eq!(replayed.leases[&21].request.request(), on_path);
+        // A node's lease is written without `names`, as 0.2.0 wrote it, and 0.2.0's line reads.
+        let (a, _) = two_leases();
+        let line = grant(&a);
+        assert!(!line.contains("names"), "{line}");
+        assert_eq!(replay(&line).leases[&17], as_replayed(&a));
     }
 
     #[test]
