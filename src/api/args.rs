@@ -2,6 +2,7 @@
 //! class(es), mode, then wait; a NULL is refused by name, never turned into "lock nothing".
 
 use lockhier_core::request::required;
+use lockhier_core::scope::PathError;
 use lockhier_core::{Classes, LockhierError, Mode, Node, Request, Wait};
 use pgrx::prelude::*;
 
@@ -30,19 +31,19 @@ pub fn field(application_id: Option<i64>, table_id: Option<i64>, field_id: Optio
 /// `'{}'`, `'{7}'`, `'{7,12}'` or `'{7,12,99}'`.
 pub fn path(path: Option<Array<i64>>) -> Parsed<Node> {
     let ids: Option<Vec<i64>> = required(path, "path")?.iter().collect();
-    Node::from_path(&ids.ok_or(LockhierError::NullPathElement)?)
+    Ok(Node::from_path(&ids.ok_or(PathError::NullElement)?)?)
 }
 
 pub fn one_class(class: Option<&str>) -> Parsed<Classes> {
-    Classes::parse_one(required(class, "class")?)
+    Ok(Classes::parse_one(required(class, "class")?)?)
 }
 
 pub fn many_classes(classes: Option<Array<&str>>) -> Parsed<Classes> {
-    Classes::parse_many(required(classes, "classes")?.iter())
+    Ok(Classes::parse_many(required(classes, "classes")?.iter())?)
 }
 
 pub fn mode(mode: Option<&str>) -> Parsed<Mode> {
-    Mode::parse(required(mode, "mode")?)
+    Ok(Mode::parse(required(mode, "mode")?)?)
 }
 
 pub fn request(node: Parsed<Node>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
@@ -50,5 +51,5 @@ pub fn request(node: Parsed<Node>, classes: Parsed<Classes>, mode_arg: Option<&s
 }
 
 pub fn wait(wait: Option<Interval>) -> Parsed<Wait> {
-    Wait::from_micros(wait.map(|w| w.as_micros()), || wait.map(|w| w.to_string()).unwrap_or_default())
+    Ok(Wait::from_micros(wait.map(|w| w.as_micros()), || wait.map(|w| w.to_string()).unwrap_or_default())?)
 }

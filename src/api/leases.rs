@@ -57,12 +57,12 @@ fn refuse_drop(dropping: Dropping) {
 }
 
 fn owner(owner: Option<&str>) -> Parsed<Owner> {
-    Owner::parse(required(owner, "owner")?)
+    Ok(Owner::parse(required(owner, "owner")?)?)
 }
 
 fn ttl(ttl: Option<Interval>) -> Parsed<Duration> {
     let ttl = required(ttl, "ttl")?;
-    ttl_from_micros(ttl.as_micros(), || ttl.to_string())
+    Ok(ttl_from_micros(ttl.as_micros(), || ttl.to_string())?)
 }
 
 /// The body of every `lease_*` and `try_lease_*`: the token, or NULL for a refused `try_`.

@@ -3,7 +3,6 @@
 //! the journal that keeps leases across restarts.
 
 use crate::class::{ClassName, Classes, MAX_CLASSES};
-use crate::error::LockhierError;
 use crate::request::{Mode, Request};
 use crate::scope::Node;
 use crate::text::shown;
@@ -15,6 +14,17 @@ pub const MAX_OWNER_LEN: usize = 200;
 
 /// The longest ttl a lease may be taken or renewed for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid lease owner \"{owner}\": {reason}")]
+pub struct InvalidOwner {
+    pub owner: String,
+    pub reason: OwnerProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ttl must be positive and at most {hours} h: \"{0}\"", hours = MAX_TTL.as_secs() / 3600)]
+pub struct InvalidTtl(pub String);
 
 /// Who holds a lease: a name of 1 to 200 bytes, compared exactly, that shows as what it is
 /// (see [`Owner::parse`]): leases are listed by owner in the `leases` view and named by owner in
@@ -98,9 +108,9 @@ impl Owner {
     /// characters, line and paragraph separators); not blank, and no white space at either end
     /// (`"job "` would pass for `"job"`). Anything else is kept as written: punctuation, inner
     /// spaces, every script, emoji.
-    pub fn parse(raw: &str) -> Result<Owner, LockhierError> {
+    pub fn parse(raw: &str) -> Result<Owner, InvalidOwner> {
         let owner = Owner::stored(raw)?;
-        let invalid = |reason| LockhierError::InvalidOwner { owner: shown_owner(raw), reason };
+        let invalid = |reason| InvalidOwner { owner: shown_owner(raw), reason };
         if let Some(c) = raw.chars().find(|&c| invisible_kind(c).is_some()) {
             return Err(invalid(OwnerProblem::Invisible(c)));
         }
@@ -116,8 +126,8 @@ impl Owner {
     /// An owner name as the journal keeps it: the rule of lockhier 0.2.0 (1 to 200 bytes, no
     /// control characters), so that a lease taken before [`Owner::parse`] refused invisible
     /// characters and white space at the edges is still held again after an upgrade.
-    pub fn stored(raw: &str) -> Result<Owner, LockhierError> {
-        let invalid = |reason| LockhierError::InvalidOwner { owner: shown_owner(raw), reason };
+    pub fn stored(raw: &str) -> Result<Owner, InvalidOwner> {
+        let invalid = |reason| InvalidOwner { owner: shown_owner(raw), reason };
         if raw.is_empty() {
             return Err(invalid(OwnerProblem::Empty));
         }
@@ -145,9 +155,9 @@ impl fmt::Debug for Owner {
 
 /// A ttl argument: positive and at most [`MAX_TTL`]. `micros` is the interval's length (as
 /// for waits); `shown` is the interval as written, for the error.
-pub fn ttl_from_micros(micros: i128, shown: impl FnOnce() -> String) -> Result<Duration, LockhierError> {
+pub fn ttl_from_micros(micros: i128, shown: impl FnOnce() -> String) -> Result<Duration, InvalidTtl> {
     if micros <= 0 || micros > MAX_TTL.as_micros() as i128 {
-        return Err(LockhierError::InvalidTtl(shown()));
+        return Err(InvalidTtl(shown()));
     }
     Ok(Duration::from_micros(micros as u64))
 }
@@ -380,7 +390,7 @@ mod tests {
         assert_eq!(Owner::parse("csv-import #55").unwrap().as_str(), "csv-import #55");
         assert_eq!(Owner::parse(&"x".repeat(200)).unwrap().as_str().len(), 200);
         let problem = |raw: &str| match Owner::parse(raw) {
-            Err(LockhierError::InvalidOwner { reason, .. }) => reason,
+            Err(InvalidOwner { reason, .. }) => reason,
             other => panic!("{raw:?}: {other:?}"),
         };
         assert_eq!(problem(""), OwnerProblem::Empty);
@@ -419,8 +429,7 @@ mod tests {
                 assert_eq!(owner.as_str(), raw, "kept as written");
                 None
             }
-            Err(LockhierError::InvalidOwner { reason, .. }) => Some(reason),
-            Err(other) => panic!("{raw:?}: {other:?}"),
+            Err(InvalidOwner { reason, .. }) => Some(reason),
         }
     }
 
@@ -543,7 +552,7 @@ mod tests {
         assert_eq!(ttl_from_micros(1, shown).unwrap(), Duration::from_micros(1));
         assert_eq!(ttl_from_micros(MAX_TTL.as_micros() as i128, shown).unwrap(), MAX_TTL);
         for bad in [0, -1, MAX_TTL.as_micros() as i128 + 1, i128::MAX] {
-            assert!(matches!(ttl_from_micros(bad, shown), Err(LockhierError::InvalidTtl(_))), "{bad}");
+            assert!(matches!(ttl_from_micros(bad, shown), Err(InvalidTtl(_))), "{bad}");
         }
     }
 

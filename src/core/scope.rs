@@ -1,8 +1,17 @@
 //! Scopes: the nodes of the resource tree (global > application > table > field), each named
 //! by its whole path of ids.
 
-use crate::error::LockhierError;
 use std::fmt;
+
+/// The ways a path argument can be wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("a path has at most 3 ids (application, table, field), not {0}")]
+    TooLong(usize),
+
+    #[error("path must not contain NULL")]
+    NullElement,
+}
 
 /// Levels of the resource tree, root first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,9 +55,9 @@ impl Node {
     pub const GLOBAL: Node = Node { level: Level::Global, ids: [0; 3] };
 
     /// `path` holds the application, table and field ids, as far as the node goes.
-    pub fn from_path(path: &[i64]) -> Result<Node, LockhierError> {
+    pub fn from_path(path: &[i64]) -> Result<Node, PathError> {
         if path.len() > 3 {
-            return Err(LockhierError::PathTooLong(path.len()));
+            return Err(PathError::TooLong(path.len()));
         }
         let mut ids = [0; 3];
         ids[..path.len()].copy_from_slice(path);
@@ -132,6 +141,6 @@ mod tests {
         let ancestors: Vec<String> = field.ancestors().map(|n| n.to_string()).collect();
         assert_eq!(ancestors, ["the global scope", "application 7", "table 12 (application 7)"]);
         assert!(Node::GLOBAL.ancestors().next().is_none());
-        assert!(matches!(Node::from_path(&[1, 2, 3, 4]), Err(LockhierError::PathTooLong(4))));
+        assert!(matches!(Node::from_path(&[1, 2, 3, 4]), Err(PathError::TooLong(4))));
     }
 }

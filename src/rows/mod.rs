@@ -16,7 +16,7 @@ mod target;
 use crate::engine::holders;
 use crate::pg::subxact::{self, LockTimeoutOverride};
 use crate::pg::{array, relations};
-use lockhier_core::error::{RowConflict, TableLocked};
+use lockhier_core::conflict::{RowConflict, TableLocked};
 use lockhier_core::{LockhierError, RowMode, Wait};
 use pgrx::datum::AnyArray;
 use pgrx::pg_sys::panic::CaughtError;
