@@ -87,10 +87,10 @@ fn take(
 
 /// One `lease_*` or `try_lease_*` function; `$refusal_is_an_error` tells which.
 macro_rules! lease_fn {
-    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => {
+    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => { pastey::paste! {
         // The SQL function's own parameters: the level's ids, owner, class(es), mode, ttl, wait.
         #[allow(clippy::too_many_arguments)]
-        #[pg_extern(volatile, parallel_unsafe $(, name = $sql)?)]
+        #[pg_extern(volatile, parallel_unsafe $($sql)*)]
         fn $name(
             $($id: Option<i64>,)*
             owner: Option<&str>,
@@ -101,51 +101,18 @@ macro_rules! lease_fn {
         ) -> Option<i64> {
             take($node($($id),*), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
         }
-    };
+    }};
 }
 
 /// Every lease function of one level, in both overloads.
-macro_rules! level_lease_functions {
-    (
-        $node:ident ( $($id:ident),* ),
-        $lease:ident, $lease_many:ident = $lease_sql:literal,
-        $try_lease:ident, $try_lease_many:ident = $try_lease_sql:literal $(,)?
-    ) => {
-        lease_fn!($lease, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class), true);
-        lease_fn!($lease_many = $lease_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes), true);
-        lease_fn!($try_lease, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class), false);
-        lease_fn!($try_lease_many = $try_lease_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes), false);
+macro_rules! lease_functions {
+    ($level:ident $ids:tt) => {
+        overloads!(lease_fn, lease, $level $ids, true);
+        overloads!(lease_fn, try_lease, $level $ids, false);
     };
 }
 
-level_lease_functions!(
-    global(),
-    lease_global,
-    lease_global_classes = "lease_global",
-    try_lease_global,
-    try_lease_global_classes = "try_lease_global"
-);
-level_lease_functions!(
-    application(application_id),
-    lease_application,
-    lease_application_classes = "lease_application",
-    try_lease_application,
-    try_lease_application_classes = "try_lease_application",
-);
-level_lease_functions!(
-    table(application_id, table_id),
-    lease_table,
-    lease_table_classes = "lease_table",
-    try_lease_table,
-    try_lease_table_classes = "try_lease_table",
-);
-level_lease_functions!(
-    field(application_id, table_id, field_id),
-    lease_field,
-    lease_field_classes = "lease_field",
-    try_lease_field,
-    try_lease_field_classes = "try_lease_field",
-);
+for_each_level!(lease_functions);
 
 fn token(token: Option<i64>) -> i64 {
     or_report(required(token, "token"))
@@ -210,10 +177,7 @@ fn lease_list() -> TableIterator<
     let at = |t: i64| TimestampWithTimeZone::try_from(t).ok();
     TableIterator::new(lease_table::list().into_iter().map(move |lease| {
         let request = lease.request.request();
-        let classes = match request.classes.names() {
-            [] => vec!["all".to_string()],
-            names => names.iter().map(|c| c.as_str().to_string()).collect(),
-        };
+        let classes = request.classes.listed();
         (
             lease.token,
             lease.owner.as_str().to_string(),

@@ -153,6 +153,15 @@ impl Classes {
         }
     }
 
+    /// The class names as the views, `held()` and the journal list them: `["all"]` for all
+    /// classes.
+    pub fn listed(&self) -> Vec<String> {
+        match self.names() {
+            [] => vec![ALL_CLASSES.to_string()],
+            names => names.iter().map(|c| c.as_str().to_string()).collect(),
+        }
+    }
+
     pub fn is_all(&self) -> bool {
         matches!(self, Classes::All)
     }

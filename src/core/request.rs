@@ -105,11 +105,26 @@ pub enum Wait {
 }
 
 impl Wait {
-    /// What is left of this wait once `elapsed` of it has been spent.
-    pub fn left_after(self, elapsed: std::time::Duration) -> Wait {
+    /// How long it may still wait once `elapsed` of it has been spent, as a timeout: `None`
+    /// for no limit, zero when nothing is left or it may not wait at all.
+    pub fn remaining(self, elapsed: Duration) -> Option<Duration> {
         match self {
-            Wait::UpTo(limit) => Wait::UpTo(limit.saturating_sub(elapsed)),
-            other => other,
+            Wait::No => Some(Duration::ZERO),
+            Wait::UpTo(limit) => Some(limit.saturating_sub(elapsed)),
+            Wait::Unbounded => None,
+        }
+    }
+
+    /// Whether it may still wait once `elapsed` of it has been spent.
+    pub fn has_time_left(self, elapsed: Duration) -> bool {
+        self.remaining(elapsed) != Some(Duration::ZERO)
+    }
+
+    /// What is left of this wait once `elapsed` of it has been spent.
+    pub fn left_after(self, elapsed: Duration) -> Wait {
+        match (self, self.remaining(elapsed)) {
+            (Wait::UpTo(_), Some(left)) => Wait::UpTo(left),
+            _ => self,
         }
     }
 

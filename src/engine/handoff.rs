@@ -32,12 +32,7 @@ pub fn queue_behind_handoffs(request: &Request, wait: Wait, started: Instant) ->
         theirs.conflicts_with(request) && !waits_for_me(&theirs)
     });
     for id in in_the_way {
-        let timeout = match wait {
-            Wait::No => Some(std::time::Duration::ZERO),
-            Wait::Unbounded => None,
-            Wait::UpTo(limit) => Some(limit.saturating_sub(started.elapsed())),
-        };
-        if !lockmgr::wait_behind_handoff(id, timeout) {
+        if !lockmgr::wait_behind_handoff(id, wait.remaining(started.elapsed())) {
             return false;
         }
     }

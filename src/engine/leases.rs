@@ -147,11 +147,7 @@ pub fn take(
         }
         // This session's own locks would be granted to it at once: waiting cannot help.
         let in_my_way = holders::find_for_lease(&plan).iter().any(|b| b.is_me);
-        let may_wait = match wait {
-            Wait::No => false,
-            Wait::UpTo(limit) => limit > started.elapsed(),
-            Wait::Unbounded => true,
-        };
+        let may_wait = wait.has_time_left(started.elapsed());
         let free = if may_wait && !in_my_way {
             waited = Some(started.elapsed());
             let mut in_line = true;
