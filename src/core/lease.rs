@@ -356,6 +356,7 @@ impl fmt::Debug for ShortText {
 pub mod in_use;
 pub mod index;
 pub mod journal;
+pub mod restore;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use crate::pg::lockmgr::{self, Fence, Hold};
 use crate::pg::{clock, dropped_databases, keeper_process, roles, shmem, subxact, xact};
 use lockhier_core::conflict::Conflict;
 use lockhier_core::error::LockhierError;
+use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
 use lockhier_core::lease::{Answer, Ask, Failure, FixedRequest, Lease, Owner};
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
@@ -61,16 +62,16 @@ const RESTORE_WAIT: Duration = Duration::from_secs(10);
 /// leases are restored, nothing at all without `shared_preload_libraries`.
 pub fn gate() -> Result<(), LockhierError> {
     let Some(area) = shmem::area() else { return Ok(()) };
-    if area.restored() || xact::in_recovery() {
-        return Ok(());
-    }
-    if area.restore_given_up() {
-        return Err(LockhierError::LeasesNotRestored);
+    match area.restore_state() {
+        RestoreState::Restored => return Ok(()),
+        _ if xact::in_recovery() => return Ok(()),
+        RestoreState::GivenUp => return Err(LockhierError::LeasesNotRestored),
+        RestoreState::Restoring => {}
     }
     let started = Instant::now();
-    while !area.restored() {
+    while area.restore_state() != RestoreState::Restored {
         if started.elapsed() > RESTORE_WAIT {
-            area.give_up_restore();
+            area.on_restore(RestoreEvent::WaitedTooLong);
             return Err(LockhierError::LeasesNotRestored);
         }
         pgrx::check_for_interrupts!();

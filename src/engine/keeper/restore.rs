@@ -12,6 +12,7 @@ use super::locks::{self, Taking};
 use super::Keeper;
 use crate::pg::{clock, keeper_process};
 use lockhier_core::lease::journal::Record;
+use lockhier_core::lease::restore::RestoreEvent;
 use lockhier_core::lease::{Decision, Lease};
 
 impl Keeper {
@@ -35,7 +36,7 @@ impl Keeper {
             self.held.add(lease);
         }
         let _ = self.write(released);
-        self.area.set_restored(true);
+        self.area.on_restore(RestoreEvent::KeeperRestored);
         if self.held.len() > 0 {
             keeper_process::log(
                 &format!(
