@@ -450,6 +450,39 @@ def immediate_shutdown(res, server):
             close_quietly(conn, mon, waiter)
 
 
+# --- (h) releases answered just before a crash ----------------------------------------------------
+
+def release_then_crash(res, server):
+    """A release is answered once its record is written to the journal, before the record is
+    flushed (docs/leases.md, "What a release costs"): a crash of the server right after the
+    answers must not bring the released leases back. Only an operating-system crash could lose
+    such a record, which no test here can make."""
+    conn = connect("rel-lf-release-crash")
+    leases = [Lease((56, i), "snapshot", "exclusive", "60 s", f"fault (h) {i}") for i in range(1, 21)]
+    for lease in leases:
+        lease.token = lease.take(conn)
+    released = [one(conn, "SELECT lockhier.release_lease(%s)", [lease.token]) for lease in leases]
+    # At once, so that no later grant's flush (nor the keeper's own, 10 ms on) can cover them.
+    rc1, out1 = server.stop_immediate()
+    close_quietly(conn)
+    rc2, out2 = server.start()
+    back = wait_for_server(120)
+    conn = connect("rel-lf-release-crash-after")
+    try:
+        # A lease function first: it waits for the keeper's restore (see the module's note).
+        valid = [one(conn, "SELECT lockhier.lease_valid(%s)", [lease.token]) for lease in leases]
+        listed = lease_view(conn, leases)
+        free = [one(conn, lease.try_conflicting_lock()) for lease in leases]
+        res.check("lease fault (h): 20 releases answered just before pg_ctl stop -m immediate stay "
+                  "released after the restart (not listed, lease_valid false, their scopes free)",
+                  rc1 == 0 and rc2 == 0 and back is not None and all(released)
+                  and listed == [] and not any(valid) and all(free),
+                  f"stop {rc1}, start {rc2}; released {released.count(True)}/20; still listed "
+                  f"{len(listed)}; valid {valid.count(True)}; free {free.count(True)}/20")
+    finally:
+        close_quietly(conn)
+
+
 def run(res):
     """The lease faults, in an order that leaves the server up: the client faults first, then
     those that restart it."""
@@ -470,7 +503,8 @@ def run(res):
         res.check("lease faults (b), (c), (d): pg_ctl of the cluster found (run the suite as root or "
                   "as the server's OS user, on the server's machine)", False, f"{type(exc).__name__}: {exc}")
         return
-    for name, fn in [("lease fault (b)", fast_restart), ("lease fault (c)", immediate_shutdown)]:
+    for name, fn in [("lease fault (b)", fast_restart), ("lease fault (c)", immediate_shutdown),
+                     ("lease fault (h)", release_then_crash)]:
         try:
             fn(res, server)
         except Exception as exc:  # noqa: BLE001

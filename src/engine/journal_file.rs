@@ -1,6 +1,10 @@
 //! The lease journal on disk: `lockhier/leases.journal` in the data directory (every server
 //! process runs there). Only the keeper writes it; the records of a turn are written with one
-//! write and flushed (`fdatasync`) before the keeper answers, so a lease granted is a lease kept.
+//! write and, when one of them needs it, flushed (`fdatasync`) before the keeper answers, so a
+//! lease granted is a lease kept. Records whose loss could only keep a lease longer (releases,
+//! expiries) are written but flushed later, with the next flush or after `LATEST_FLUSH`:
+//! written, they survive a crash of any process; only an operating-system crash can lose them
+//! (see `docs/leases.md`, "What a release costs").
 //! Compaction writes a fresh file, flushes it and renames it over the old one, then flushes the
 //! directory.
 //!
@@ -13,7 +17,7 @@
 //! crash, by the administrator's choice) the journal is written but not flushed, as the
 //! server's own files are.
 //!
-//! A write or flush that fails leaves the file cut back to its last whole, flushed record
+//! A write or flush that fails leaves the file cut back to the records written before it
 //! (`repair`), so that a record the keeper answered "failed" for never turns up later (a flush
 //! that failed may still write its pages afterwards) and the next record starts on a line of
 //! its own. Until a repair succeeds, nothing more is written.
@@ -23,6 +27,7 @@ use lockhier_core::lease::{Lease, Timestamp};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 const DIRECTORY: &str = "lockhier";
 const PATH: &str = "lockhier/leases.journal";
@@ -30,14 +35,28 @@ const FRESH: &str = "lockhier/leases.journal.new";
 
 /// Zeros kept ahead of the records.
 const ROOM: u64 = 1 << 20;
+/// A record written without a flush is flushed at most this long afterwards (as the WAL
+/// writer flushes commits made with `synchronous_commit = off`).
+pub const LATEST_FLUSH: Duration = Duration::from_millis(10);
+
+/// Whether a turn's records must be on disk before the keeper answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed before the answer: grants, renewals, the token counter.
+    Flushed,
+    /// Written before the answer, flushed by `LATEST_FLUSH`: releases and expiries.
+    Written,
+}
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 pub struct JournalFile {
     file: File,
     /// Records in the file, to know when compacting pays.
     records: usize,
-    /// Bytes of whole, flushed records: where the next record starts.
+    /// Bytes of whole records written: where the next record starts.
     len: u64,
+    /// Since when records are written but not flushed, if any are.
+    unflushed_since: Option<Instant>,
     /// The file's size: zeros from `len` to here.
     allocated: u64,
     /// A write, flush or compaction failed: the file must be repaired before the next record.
@@ -69,6 +88,7 @@ impl JournalFile {
             file,
             records: replayed.records,
             len: replayed.good_len as u64,
+            unflushed_since: None,
             allocated: bytes.len() as u64,
             broken: false,
             durable,
@@ -86,9 +106,10 @@ impl JournalFile {
         Ok((journal, replayed))
     }
 
-    /// Add records with one write and one flush: a turn of the keeper writes all its records
-    /// at once (group commit). Nothing of them counts unless the flush succeeded.
-    pub fn append_all(&mut self, records: &[Record]) -> io::Result<()> {
+    /// Add records with one write, and one flush if `durability` asks for it (which flushes
+    /// the records written before them too): a turn of the keeper writes all its records at
+    /// once (group commit). Nothing of them counts unless the write (and flush) succeeded.
+    pub fn append_all(&mut self, records: &[Record], durability: Durability) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -96,21 +117,43 @@ impl JournalFile {
             self.repair()?;
         }
         let lines: String = records.iter().map(journal::line).collect();
-        let written =
-            self.file.write_all_at(lines.as_bytes(), self.len).and_then(|()| self.flush(&self.file));
-        match written {
-            Ok(()) => {
-                self.len += lines.len() as u64;
-                self.allocated = self.allocated.max(self.len);
-                self.records += records.len();
-                Ok(())
+        let (start, records_before) = (self.len, self.records);
+        let written = self.file.write_all_at(lines.as_bytes(), start).and_then(|()| {
+            self.len += lines.len() as u64;
+            self.allocated = self.allocated.max(self.len);
+            self.records += records.len();
+            match durability {
+                Durability::Flushed => self.flush(),
+                Durability::Written => {
+                    self.unflushed_since.get_or_insert_with(Instant::now);
+                    Ok(())
+                }
             }
-            Err(e) => {
-                self.broken = true;
-                let _ = self.repair();
-                Err(e)
-            }
+        });
+        if written.is_err() {
+            // Cut these records off (the asker hears they failed); the ones written before
+            // them stay, to be flushed later.
+            self.len = start;
+            self.records = records_before;
+            self.broken = true;
+            let _ = self.repair();
         }
+        written
+    }
+
+    /// Flush records written without one, once `LATEST_FLUSH` has passed (or at once when
+    /// `now` is `None`).
+    pub fn flush_written(&mut self, now: Option<Instant>) -> io::Result<()> {
+        match (self.unflushed_since, now) {
+            (None, _) => Ok(()),
+            (Some(since), Some(now)) if now < since + LATEST_FLUSH => Ok(()),
+            _ => self.flush(),
+        }
+    }
+
+    /// When records written without a flush must be flushed, if any are.
+    pub fn flush_due(&self) -> Option<Instant> {
+        self.unflushed_since.map(|since| since + LATEST_FLUSH)
     }
 
     /// Zero-fill the file ahead of its records when less than a quarter of the room is left.
@@ -134,13 +177,14 @@ impl JournalFile {
         Ok(())
     }
 
-    /// Cut the file at `PATH` back to its whole, flushed records and flush that.
+    /// Cut the file at `PATH` back to its whole records written and flush that.
     fn repair(&mut self) -> io::Result<()> {
         let file = OpenOptions::new().read(true).write(true).open(PATH)?;
         file.set_len(self.len)?;
         if self.durable {
             file.sync_all()?;
         }
+        self.unflushed_since = None;
         self.flush_directory(DIRECTORY)?;
         self.file = file;
         self.allocated = self.len;
@@ -150,10 +194,11 @@ impl JournalFile {
 
     /// The records' bytes only: the file's size does not change while there is room, so this
     /// flushes no inode.
-    fn flush(&self, file: &File) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         if self.durable {
-            file.sync_data()?;
+            self.file.sync_data()?;
         }
+        self.unflushed_since = None;
         Ok(())
     }
 

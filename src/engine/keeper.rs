@@ -12,7 +12,7 @@ mod held;
 mod locks;
 mod restore;
 
-use super::journal_file::JournalFile;
+use super::journal_file::{Durability, JournalFile};
 use crate::pg::clock;
 use crate::pg::keeper_process::{self, TurnMemory};
 use crate::pg::lockmgr::{self, Fence, Hold};
@@ -120,7 +120,7 @@ pub fn run() {
     // line): say so on disk before the first answer. On a full disk the keeper starts all the
     // same (releases and expiries need no journal); these records go with the next ones written.
     first.extend(tokens.reservation());
-    let preamble = match journal.append_all(&first) {
+    let preamble = match journal.append_all(&first, Durability::Flushed) {
         Ok(()) => {
             first.iter().for_each(|record| tokens.journaled(record));
             Vec::new()
@@ -152,6 +152,8 @@ pub fn run() {
     loop {
         memory.turn(|| keeper.turn());
         if !keeper_process::wait(keeper.sleep()) {
+            // Leaving (a shutdown): what was written without a flush is flushed now.
+            let _ = keeper.journal.flush_written(None);
             return;
         }
     }
@@ -173,10 +175,14 @@ impl Keeper {
             return RETRY;
         }
         let now = clock::now();
-        match self.held.next_expiry() {
+        let until_expiry = match self.held.next_expiry() {
             Some(at) if at <= now => Duration::ZERO,
             Some(at) => Duration::from_micros((at - now) as u64).min(LONGEST_SLEEP),
             None => LONGEST_SLEEP,
+        };
+        match self.journal.flush_due() {
+            Some(due) => until_expiry.min(due.saturating_duration_since(Instant::now())),
+            None => until_expiry,
         }
     }
 
@@ -196,7 +202,8 @@ impl Keeper {
         let reservation = self.tokens.reservation();
         records.extend(reservation.clone());
         let releases = records.iter().any(|r| matches!(r, Record::Release { .. }));
-        let written = self.write(records);
+        let durability = durability_of(&records);
+        let written = self.write(records, durability);
         if let (Ok(()), Some(reservation)) = (&written, &reservation) {
             self.tokens.journaled(reservation);
         }
@@ -407,7 +414,7 @@ impl Keeper {
             self.forget(&lease, &mut records);
             lockmgr::release_fence(lease.database, lease.token, Fence::Exclusive, Hold::Session);
         }
-        if let Err(e) = self.write(records) {
+        if let Err(e) = self.write(records, Durability::Written) {
             self.warn(
                 "expiry not journaled",
                 &format!("lockhier cannot journal the expiry of a lease (it expired all the same): {e}"),
@@ -435,15 +442,17 @@ impl Keeper {
         }
     }
 
-    /// Write records with one flush, after the start's records if they are still unwritten.
-    fn write(&mut self, records: Vec<Record>) -> std::io::Result<()> {
+    /// Write records with one write (and a flush if `durability` asks), after the start's
+    /// records if they are still unwritten (those are always flushed).
+    fn write(&mut self, records: Vec<Record>, durability: Durability) -> std::io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let mut all = std::mem::take(&mut self.preamble);
         let preamble_len = all.len();
+        let durability = if preamble_len > 0 { Durability::Flushed } else { durability };
         all.extend(records);
-        let written = self.journal.append_all(&all);
+        let written = self.journal.append_all(&all, durability);
         match &written {
             Ok(()) => all[..preamble_len].iter().for_each(|record| self.tokens.journaled(record)),
             Err(_) => self.preamble = all.drain(..preamble_len).collect(),
@@ -454,6 +463,9 @@ impl Keeper {
     /// Off the request path: compact the journal when it has grown well past the leases it
     /// holds, and keep zeroed room ahead of its records.
     fn journal_upkeep(&mut self) {
+        if let Err(e) = self.journal.flush_written(Some(Instant::now())) {
+            self.warn("journal flush", &format!("lockhier cannot flush its lease journal: {e}"));
+        }
         self.compact_if_large();
         if let Err(e) = self.journal.make_room() {
             self.warn("journal room", &format!("lockhier cannot extend its lease journal: {e}"));
@@ -479,6 +491,18 @@ impl Keeper {
         }
         self.warned.insert(kind, now);
         keeper_process::log(message, true);
+    }
+}
+
+/// A turn's records are flushed before its answers unless they are all releases: a release
+/// lost in an operating-system crash only brings its lease back until its ttl, never gives a
+/// lease two holders, so it is answered once written and flushed by `LATEST_FLUSH` (with the
+/// next grant's flush under load): a lease cycle then costs one flush, not two.
+fn durability_of(records: &[Record]) -> Durability {
+    if records.iter().all(|r| matches!(r, Record::Release { .. })) {
+        Durability::Written
+    } else {
+        Durability::Flushed
     }
 }
 

@@ -10,6 +10,7 @@
 
 use super::locks::{self, Taking};
 use super::Keeper;
+use crate::engine::journal_file::Durability;
 use crate::pg::{clock, keeper_process};
 use lockhier_core::lease::journal::Record;
 use lockhier_core::lease::restore::RestoreEvent;
@@ -35,7 +36,7 @@ impl Keeper {
             lease.held = self.take_again(&lease);
             self.held.add(lease);
         }
-        let _ = self.write(released);
+        let _ = self.write(released, Durability::Written);
         self.area.on_restore(RestoreEvent::KeeperRestored);
         if self.held.len() > 0 {
             keeper_process::log(
