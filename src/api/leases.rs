@@ -6,7 +6,7 @@
 
 use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
 use super::errors::{self, or_report};
-use crate::engine::{drop_guard, lease_table, leases};
+use crate::engine::lease::{backend, drop_guard, keeper, table};
 use lockhier_core::lease::in_use::Dropping;
 use lockhier_core::lease::{ttl_from_micros, Owner};
 use lockhier_core::request::required;
@@ -23,7 +23,7 @@ pub fn init() {
     // A setting that needs a restart can only be defined as the server starts (PostgreSQL
     // ends the backend otherwise): without shared_preload_libraries there are no leases, and
     // no setting for them.
-    if !leases::preloading() {
+    if !backend::preloading() {
         return;
     }
     pgrx::GucRegistry::define_int_guc(
@@ -40,13 +40,13 @@ pub fn init() {
         c"lockhier.fence_timeout",
         c"How long past its expiry a lease may be kept by a transaction that validated it.",
         c"Past the lease's expiry plus this, the lease keeper terminates the backends whose open transactions validated the lease (lease_valid), and the lease expires.",
-        &crate::engine::keeper::FENCE_TIMEOUT,
+        &keeper::FENCE_TIMEOUT,
         1,
         24 * 60 * 60,
         pgrx::GucContext::Sighup,
         pgrx::GucFlags::UNIT_S,
     );
-    leases::install(MAX_LEASES.get() as usize);
+    backend::install(MAX_LEASES.get() as usize);
     drop_guard::install(refuse_drop);
 }
 
@@ -82,7 +82,7 @@ fn take(
     let request: Request = or_report(request(Ok(node), classes, mode));
     let ttl = or_report(ttl(ttl_arg));
     let wait = or_report(args::wait(wait));
-    or_report(leases::take(request, owner, ttl, wait, refusal_is_an_error))
+    or_report(backend::take(request, owner, ttl, wait, refusal_is_an_error))
 }
 
 /// One `lease_*` or `try_lease_*` function; `$refusal_is_an_error` tells which.
@@ -124,7 +124,7 @@ fn token(token: Option<i64>) -> i64 {
 fn renew_lease(token: Option<i64>, ttl: default!(Option<Interval>, "NULL")) -> bool {
     let token = self::token(token);
     let ttl = ttl.map(|t| or_report(ttl_from_micros(t.as_micros(), || t.to_string())));
-    let renewed = or_report(leases::renew(token, ttl));
+    let renewed = or_report(backend::renew(token, ttl));
     if !renewed {
         errors::warn_lease_not_held(token);
     }
@@ -135,7 +135,7 @@ fn renew_lease(token: Option<i64>, ttl: default!(Option<Interval>, "NULL")) -> b
 #[pg_extern(volatile, parallel_unsafe)]
 fn release_lease(token: Option<i64>) -> bool {
     let token = self::token(token);
-    let released = or_report(leases::release(token));
+    let released = or_report(backend::release(token));
     if !released {
         errors::warn_lease_not_held(token);
     }
@@ -146,13 +146,13 @@ fn release_lease(token: Option<i64>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn release_leases(owner: Option<&str>) -> i32 {
     let owner = or_report(self::owner(owner));
-    or_report(leases::release_all(owner))
+    or_report(backend::release_all(owner))
 }
 
 /// True if the lease is held now; it then stays held until the calling transaction ends.
 #[pg_extern(volatile, parallel_unsafe)]
 fn lease_valid(token: Option<i64>) -> bool {
-    or_report(leases::valid(self::token(token)))
+    or_report(backend::valid(self::token(token)))
 }
 
 /// The rows of the `leases` view: the leases of this database. `held` is false for a lease of
@@ -175,7 +175,7 @@ fn lease_list() -> TableIterator<
     ),
 > {
     let at = |t: i64| TimestampWithTimeZone::try_from(t).ok();
-    TableIterator::new(lease_table::list().into_iter().map(move |lease| {
+    TableIterator::new(table::list().into_iter().map(move |lease| {
         let request = lease.request.request();
         let classes = request.classes.listed();
         (
@@ -187,7 +187,7 @@ fn lease_list() -> TableIterator<
             at(lease.acquired_at),
             at(lease.renewed_at),
             at(lease.expires_at),
-            leases::role_name(lease.role),
+            backend::role_name(lease.role),
             lease.held,
         )
     }))

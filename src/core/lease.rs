@@ -266,21 +266,25 @@ pub fn decide<'a>(
     }
 }
 
+/// A new lease asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub database: u32,
+    pub owner: Owner,
+    pub request: FixedRequest,
+    pub role: u32,
+    pub ttl: Duration,
+    /// The asking backend's pid: its own announced handoff is not in its way.
+    pub asker: i32,
+}
+
 /// What a backend asks the lease keeper, through shared memory.
 // It lives in a fixed-size shared-memory slot: boxing the large variant would put its data on
 // one process's heap, out of the keeper's reach.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Ask {
-    Grant {
-        database: u32,
-        owner: Owner,
-        request: FixedRequest,
-        role: u32,
-        ttl: Duration,
-        /// The asking backend's pid: its own announced handoff is not in its way.
-        asker: i32,
-    },
+    Grant(Wanted),
     Renew {
         database: u32,
         token: i64,

@@ -2,7 +2,7 @@
 //! array: on the error path and by `lockhier.blockers_*()`, which then word it alike
 //! (`lockhier_core::holder`).
 
-use super::lease_table;
+use super::lease;
 use crate::pg::{activity, clock, lockmgr, shmem};
 use lockhier_core::holder::{describe_conflict, Blocker, Expiry, LeaseHolder};
 use lockhier_core::key;
@@ -75,7 +75,7 @@ fn leases_in_the_way(plan: &Plan, keeper: i32) -> Vec<Blocker> {
     let now = clock::now();
     let ago = |t: i64| Duration::from_micros((now - t).max(0) as u64);
     let mut found = Vec::new();
-    for lease in lease_table::list() {
+    for lease in lease::table::list() {
         let request = lease.request.request();
         let theirs = Plan::of(&request);
         let first = plan.steps().iter().find_map(|step| {

@@ -3,16 +3,16 @@
 //! and the gate every lockhier request passes while the leases held before a restart are not
 //! yet held again. See `docs/leases.md`.
 
-use super::acquire::{self, Refused};
 use super::handoff;
-use super::holders;
-use super::lease_table::find;
+use super::table::find;
+use crate::engine::acquire::{self, Refused};
+use crate::engine::holders;
 use crate::pg::lockmgr::{self, Fence, Hold};
 use crate::pg::{clock, dropped_databases, keeper_process, roles, shmem, subxact, xact};
 use lockhier_core::conflict::Conflict;
 use lockhier_core::error::LockhierError;
 use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
-use lockhier_core::lease::{Answer, Ask, Failure, FixedRequest, Lease, Owner};
+use lockhier_core::lease::{Answer, Ask, Failure, FixedRequest, Lease, Owner, Wanted};
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ pub fn install(capacity: usize) {
         return;
     }
     shmem::request(capacity, || super::journal_file::holds_live_leases(clock::now()));
-    keeper_process::register(super::keeper::run);
+    keeper_process::register();
     dropped_databases::register(forget_database);
 }
 
@@ -80,8 +80,9 @@ pub fn gate() -> Result<(), LockhierError> {
     Ok(())
 }
 
-/// The shared area, once leases can be asked for here.
-fn keeper() -> Result<&'static shmem::Area, LockhierError> {
+/// The shared-memory area the keeper answers in, once leases can be asked for here: lockhier
+/// preloaded, no recovery, the leases of before a restart held again, a keeper running.
+fn area_with_keeper() -> Result<&'static shmem::Area, LockhierError> {
     let area = shmem::area().ok_or(LockhierError::LeasesNotLoaded)?;
     if xact::in_recovery() {
         return Err(LockhierError::LeasesInRecovery);
@@ -124,15 +125,15 @@ pub fn take(
     wait: Wait,
     refusal_is_an_error: bool,
 ) -> Result<Option<i64>, LockhierError> {
-    let area = keeper()?;
-    let question = Ask::Grant {
+    let area = area_with_keeper()?;
+    let question = Ask::Grant(Wanted {
         database: lockmgr::my_database(),
         owner,
         request: FixedRequest::of(&request),
         role: roles::current(),
         ttl,
         asker: lockmgr::my_pid(),
-    };
+    });
     let plan = Plan::of(&request);
     let started = Instant::now();
     let mut waited = None;
@@ -189,7 +190,7 @@ fn wait_until_free(plan: &Plan, wait: Wait) -> bool {
 /// Renew a lease: true with its expiry moved to now + `ttl` (its own ttl when `None`), false
 /// when it is no longer held.
 pub fn renew(token: i64, ttl: Option<Duration>) -> Result<bool, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     match ask(area, Ask::Renew { database: lease.database, token, ttl })? {
@@ -239,7 +240,7 @@ fn take_fence_unless_full(database: u32, token: i64, fence: Fence, hold: Hold) -
 /// Release a lease: true if it was held. Waits, in the server's queue, for the transactions
 /// that validated it to end.
 pub fn release(token: i64) -> Result<bool, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     let fence = take_fence_unless_full(lease.database, token, Fence::Exclusive, Hold::Session);
@@ -271,7 +272,7 @@ fn release_fenced(area: &shmem::Area, lease: &Lease, fenced: bool) -> Result<boo
 /// `lock_timeout` releases nothing. (On a full lock table, where this backend cannot hold
 /// the fences, the leases are released one at a time under the keeper's.)
 pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let database = lockmgr::my_database();
     let everyone = roles::is_superuser();
     let me = roles::current();
@@ -301,7 +302,7 @@ pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
 /// Whether the lease is held now. When it is, it stays held (neither released nor expired)
 /// until the calling transaction ends: its fence is held in share mode until then.
 pub fn valid(token: i64) -> Result<bool, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     let fence = take_fence(lease.database, token, Fence::Share, Hold::Transaction);

@@ -10,7 +10,7 @@
 
 use super::locks::{self, Taking};
 use super::Keeper;
-use crate::engine::journal_file::Durability;
+use crate::engine::lease::journal_file::Durability;
 use crate::pg::{clock, keeper_process};
 use lockhier_core::lease::journal::Record;
 use lockhier_core::lease::restore::RestoreEvent;
