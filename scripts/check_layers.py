@@ -137,7 +137,7 @@ def main():
     def visit(node, stack):
         state[node] = "open"
         # A child may use its ancestors: a module split into files (`impl Area` in
-        # pg/shmem/asks.rs) is one module; its parent's use of it is still an edge.
+        # pg/lease_area/asks.rs) is one module; its parent's use of it is still an edge.
         for nxt in sorted(n for n in graph[node] - ROOTS if not node.startswith(n + "::")):
             if state.get(nxt) == "open":
                 cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))

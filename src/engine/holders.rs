@@ -3,7 +3,7 @@
 //! (`lockhier_core::holder`).
 
 use super::lease;
-use crate::pg::{activity, clock, lockmgr, shmem};
+use crate::pg::{activity, clock, lease_area, lockmgr};
 use lockhier_core::holder::{describe_conflict, Blocker, Expiry, LeaseHolder};
 use lockhier_core::key;
 use lockhier_core::lockmode::{
@@ -29,7 +29,7 @@ fn find_including(plan: &Plan, me_too: bool) -> Vec<Blocker> {
     let mut keys: Vec<i64> = plan.steps().iter().map(|s| s.key).collect();
     keys.push(key::SENTINEL);
     let me = lockmgr::my_pid();
-    let keeper = shmem::area().and_then(|area| area.keeper_pid());
+    let keeper = lease_area::area().and_then(|area| area.keeper_pid());
     let mut blockers: Vec<Blocker> = Vec::new();
     let entries = lockmgr::holders_of(&keys);
     let session_holders: Vec<i32> =

@@ -4,7 +4,7 @@
 //! What it does is the engine's: the worker's entry point, `lockhier_lease_keeper_main`, is in
 //! `engine::lease::keeper`, and calls `start` and `exit` here around its work.
 
-use super::shmem;
+use super::lease_area;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -107,7 +107,7 @@ impl Default for TurnMemory {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_exit(_code: i32, _arg: pg_sys::Datum) {
-    if let Some(area) = shmem::area() {
+    if let Some(area) = lease_area::area() {
         area.retire_keeper();
     }
 }

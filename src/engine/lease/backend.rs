@@ -8,7 +8,7 @@ use super::table::find;
 use crate::engine::acquire::{self, Refused};
 use crate::engine::holders;
 use crate::pg::lockmgr::{self, Fence, Hold};
-use crate::pg::{clock, dropped_databases, keeper_process, roles, shmem, subxact, xact};
+use crate::pg::{clock, dropped_databases, keeper_process, lease_area, roles, subxact, xact};
 use lockhier_core::conflict::Conflict;
 use lockhier_core::error::LockhierError;
 use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// Whether `_PG_init` runs as the server starts, with lockhier in shared_preload_libraries:
 /// the only time leases can be set up.
 pub fn preloading() -> bool {
-    shmem::preloading()
+    lease_area::preloading()
 }
 
 /// Called from `_PG_init` while lockhier is being preloaded: ask for the shared memory of
@@ -29,7 +29,7 @@ pub fn install(capacity: usize) {
     if !preloading() {
         return;
     }
-    shmem::request(capacity, || super::journal_file::holds_live_leases(clock::now()));
+    lease_area::request(capacity, || super::journal_file::holds_live_leases(clock::now()));
     keeper_process::register();
     dropped_databases::register(forget_database);
 }
@@ -40,7 +40,7 @@ pub fn install(capacity: usize) {
 /// asked. (Dropped while no keeper runs, in the second after one exited, they are held again
 /// from the journal until their expiry: documented.)
 fn forget_database(database: u32) {
-    if let Some(area) = shmem::area() {
+    if let Some(area) = lease_area::area() {
         if !area.tell_dropped(database) {
             keeper_process::log(
                 &format!("lockhier: the leases of dropped database {database} are kept until they expire: too many databases were dropped at once"),
@@ -61,7 +61,7 @@ const RESTORE_WAIT: Duration = Duration::from_secs(10);
 /// Every lockhier request passes here before it takes anything: one atomic read once the
 /// leases are restored, nothing at all without `shared_preload_libraries`.
 pub fn gate() -> Result<(), LockhierError> {
-    let Some(area) = shmem::area() else { return Ok(()) };
+    let Some(area) = lease_area::area() else { return Ok(()) };
     match area.restore_state() {
         RestoreState::Restored => return Ok(()),
         _ if xact::in_recovery() => return Ok(()),
@@ -75,15 +75,15 @@ pub fn gate() -> Result<(), LockhierError> {
             return Err(LockhierError::LeasesNotRestored);
         }
         pgrx::check_for_interrupts!();
-        shmem::wait_on_my_latch(Duration::from_millis(10));
+        lease_area::wait_on_my_latch(Duration::from_millis(10));
     }
     Ok(())
 }
 
 /// The shared-memory area the keeper answers in, once leases can be asked for here: lockhier
 /// preloaded, no recovery, the leases of before a restart held again, a keeper running.
-fn area_with_keeper() -> Result<&'static shmem::Area, LockhierError> {
-    let area = shmem::area().ok_or(LockhierError::LeasesNotLoaded)?;
+fn area_with_keeper() -> Result<&'static lease_area::Area, LockhierError> {
+    let area = lease_area::area().ok_or(LockhierError::LeasesNotLoaded)?;
     if xact::in_recovery() {
         return Err(LockhierError::LeasesInRecovery);
     }
@@ -92,7 +92,7 @@ fn area_with_keeper() -> Result<&'static shmem::Area, LockhierError> {
     Ok(area)
 }
 
-fn ask(area: &shmem::Area, question: Ask) -> Result<Answer, LockhierError> {
+fn ask(area: &lease_area::Area, question: Ask) -> Result<Answer, LockhierError> {
     match area.ask(question) {
         None => Err(LockhierError::KeeperNotRunning),
         Some(Answer::Failed(failure)) => Err(match failure {
@@ -251,14 +251,14 @@ pub fn release(token: i64) -> Result<bool, LockhierError> {
 /// lock table) the keeper takes it without waiting and says `Fenced` while a transaction that
 /// validated the lease is open: ask again until it has ended (a cancel or
 /// `statement_timeout` ends the wait).
-fn release_fenced(area: &shmem::Area, lease: &Lease, fenced: bool) -> Result<bool, LockhierError> {
+fn release_fenced(area: &lease_area::Area, lease: &Lease, fenced: bool) -> Result<bool, LockhierError> {
     let question = Ask::Release { database: lease.database, token: lease.token, fenced };
     loop {
         match ask(area, question)? {
             Answer::Released(was_held) => return Ok(was_held),
             Answer::Fenced if !fenced => {
                 pgrx::check_for_interrupts!();
-                shmem::wait_on_my_latch(Duration::from_millis(10));
+                lease_area::wait_on_my_latch(Duration::from_millis(10));
             }
             other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
         }

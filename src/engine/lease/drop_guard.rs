@@ -3,7 +3,7 @@
 //! refusal.
 
 use super::backend;
-use crate::pg::{drop_hook, lockmgr, roles, shmem};
+use crate::pg::{drop_hook, lease_area, lockmgr, roles};
 use lockhier_core::error::LockhierError;
 use lockhier_core::lease::in_use::{self, Dropping, HeldLeases};
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ pub fn install(on_drop: fn(Dropping)) {
 /// The refusal of a drop, if leases are in its way. Waits, as every lockhier call does, for the
 /// leases held before a restart to be held again (they are not in shared memory until then).
 pub fn check(dropping: Dropping) -> Result<(), LockhierError> {
-    let Some(area) = shmem::area() else { return Ok(()) };
+    let Some(area) = lease_area::area() else { return Ok(()) };
     backend::gate()?;
     match dropping {
         Dropping::Lockhier => {

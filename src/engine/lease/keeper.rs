@@ -15,8 +15,8 @@ mod restore;
 use super::journal_file::{Durability, JournalFile};
 use crate::pg::clock;
 use crate::pg::keeper_process::{self, TurnMemory};
+use crate::pg::lease_area::{self, Taken};
 use crate::pg::lockmgr::{self, Fence, Hold};
-use crate::pg::shmem::{self, Taken};
 use held::Held;
 use lockhier_core::lease::journal::{Granted, Origin, Record, TokenCounter};
 use lockhier_core::lease::{Answer, Ask, Decision, Failure, Lease, ShortText, Timestamp, Wanted};
@@ -41,7 +41,7 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub static FENCE_TIMEOUT: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(300);
 
 struct Keeper {
-    area: &'static shmem::Area,
+    area: &'static lease_area::Area,
     /// The leases held, with the keeper's indexes of them.
     held: Held,
     journal: JournalFile,
@@ -84,7 +84,7 @@ pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pgrx::pg_sys::Datum) {
 
 /// The keeper's life: restore, then turns until the server asks it to stop.
 fn run() {
-    let Some(area) = shmem::area() else { return };
+    let Some(area) = lease_area::area() else { return };
     let (mut journal, replayed) = match JournalFile::open(keeper_process::fsync_enabled()) {
         Ok(opened) => opened,
         Err(e) => {

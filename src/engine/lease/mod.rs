@@ -4,7 +4,7 @@
 //! its turn (`handoff`), the leases held as shared memory lists them (`table`), refusing drops
 //! that would strand leases (`drop_guard`), and the keeper, the background worker that holds
 //! every lease (`keeper`), with its journal file (`journal_file`). The shared memory they meet
-//! in and the keeper's process are the pg layer's (`pg::shmem`, `pg::keeper_process`); leases
+//! in and the keeper's process are the pg layer's (`pg::lease_area`, `pg::keeper_process`); leases
 //! as data, the keeper's decisions and the journal's records are lockhier-core's
 //! (`lockhier_core::lease`).
 

@@ -169,7 +169,7 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
 
 /// `AddinShmemInitLock`, a C macro for `&MainLWLockArray[21].lock` (the same in 13 to 18).
 fn addin_shmem_init_lock() -> *mut pg_sys::LWLock {
-    // SAFETY: MainLWLockArray is set up before any shmem startup hook runs.
+    // SAFETY: MainLWLockArray is set up before any lease_area startup hook runs.
     let array = unsafe { pg_sys::MainLWLockArray };
     // Entry 21 is AddinShmemInitLock in every supported version (lwlocknames.txt).
     let entry = array.wrapping_add(21);
