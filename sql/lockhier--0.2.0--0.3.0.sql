@@ -37,3 +37,27 @@ GRANT SELECT ON lockhier.leases TO PUBLIC;
 
 COMMENT ON VIEW lockhier.leases IS
   'The leases held in this database: token, owner, scope, classes, mode, when acquired, renewed and expiring, the role that took each, and whether its locks are held (false while a lease of the journal waits to be held again after a restart)';
+
+-- release_lease and renew_lease gain an optional owner (the lease must be that owner's or
+-- under it: docs/leases.md). A default cannot be added to a function in place, so each is
+-- dropped and created again as a fresh install creates it. (A function of yours that calls
+-- them keeps working: it names them by name, not by oid.)
+DROP FUNCTION lockhier.release_lease(bigint);
+DROP FUNCTION lockhier.renew_lease(bigint, interval);
+
+CREATE FUNCTION lockhier."release_lease"(
+	"token" bigint, /* Option < i64 > */
+	"owner" TEXT DEFAULT NULL /* Option < &str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'release_lease_wrapper';
+
+CREATE FUNCTION lockhier."renew_lease"(
+	"token" bigint, /* Option < i64 > */
+	"ttl" interval DEFAULT NULL, /* Option < Interval > */
+	"owner" TEXT DEFAULT NULL /* Option < &str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'renew_lease_wrapper';

@@ -385,9 +385,9 @@ def journaled_release(journal, lease):
     return b'{"op":"release","token":%d}' % lease.token in records_of(journal)
 
 
-# The largest record a lease call writes: an owner of 200 bytes and 64 classes of 63 bytes
-# (about 4.7 kB): what uses up the room a journal keeps ahead of its records quickly.
-BULKY_OWNER = ("journal (3) bulky " + "x" * 200)[:200]
+# The largest record a lease call writes: an owner of 1,024 bytes and 64 classes of 63 bytes
+# (about 5.5 kB): what uses up the room a journal keeps ahead of its records quickly.
+BULKY_OWNER = ("journal (3) bulky " + "x" * 1024)[:1024]
 BULKY_CLASSES = [f"c{i}".ljust(63, "x") for i in range(1, 65)]
 SHORT_WHEN_ROOM_BELOW = 12 * 1024
 

@@ -2,7 +2,7 @@
 //! class(es), mode, then wait; a NULL is refused by name, never turned into "lock nothing".
 
 use lockhier_core::request::required;
-use lockhier_core::scope::PathError;
+use lockhier_core::scope::IdPathError;
 use lockhier_core::{Classes, LockhierError, Mode, Node, Request, Wait};
 use pgrx::prelude::*;
 
@@ -31,7 +31,7 @@ pub fn field(application_id: Option<i64>, table_id: Option<i64>, field_id: Optio
 /// `'{}'`, `'{7}'`, `'{7,12}'` or `'{7,12,99}'`.
 pub fn path(path: Option<Array<i64>>) -> Parsed<Node> {
     let ids: Option<Vec<i64>> = required(path, "path")?.iter().collect();
-    Ok(Node::from_path(&ids.ok_or(PathError::NullElement)?)?)
+    Ok(Node::from_path(&ids.ok_or(IdPathError::NullElement)?)?)
 }
 
 pub fn one_class(class: Option<&str>) -> Parsed<Classes> {

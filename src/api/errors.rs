@@ -3,7 +3,7 @@
 
 use lockhier_core::class::ClassError;
 use lockhier_core::request::NullArgument as Null;
-use lockhier_core::scope::PathError;
+use lockhier_core::scope::IdPathError;
 use lockhier_core::{LockhierError, Request};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -36,13 +36,14 @@ pub fn or_report<T, E: Into<LockhierError>>(result: Result<T, E>) -> T {
 pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
     use LockhierError::*;
     match error {
-        NullArgument(_) | Path(PathError::NullElement) | Class(ClassError::NullElement) | NullIdsElement => {
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
-        }
+        NullArgument(_)
+        | IdPath(IdPathError::NullElement)
+        | Class(ClassError::NullElement)
+        | NullIdsElement => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         UnknownMode(_)
         | Class(ClassError::Invalid { .. } | ClassError::Empty | ClassError::TooMany)
         | NegativeWait(_)
-        | Path(PathError::TooLong(_))
+        | IdPath(IdPathError::TooLong(_))
         | UnknownRowMode(_)
         | NoPrimaryKey(_)
         | CompositePrimaryKey { .. }
@@ -60,6 +61,7 @@ pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
         LeasesInRecovery => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
         TooManyLeases(_) => PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
         LeasePermission { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        NotLeaseOwner { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         JournalFailed(_) => PgSqlErrorCode::ERRCODE_IO_ERROR,
         LockTableFull => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         KeeperFailed(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -75,6 +77,9 @@ pub fn detail(error: &LockhierError) -> Option<String> {
         LockhierError::ExtensionHasLeases(held) | LockhierError::RoleHasLeases { held, .. } => {
             Some(held.to_string())
         }
+        LockhierError::NotLeaseOwner { token, owner, asked } => Some(format!(
+            "Lease {token} is held by owner \"{owner}\", not by \"{asked}\" nor an owner above it."
+        )),
         _ => None,
     }
 }
@@ -114,6 +119,9 @@ pub fn hint(error: &LockhierError) -> Option<String> {
         TooManyLeases(_) => "Release leases that are no longer needed, or raise lockhier.max_leases (it needs a restart).",
         LeasePermission { .. } => {
             "A lease is renewed, released and validated by the role that took it, its members, or a superuser."
+        }
+        NotLeaseOwner { .. } => {
+            "Nothing was released or renewed. Pass the owner that took the lease (or one above it: \"worker9\" for \"worker9/task-3\"), or no owner."
         }
         LockTableFull => "You might need to increase max_locks_per_transaction.",
         ExtensionHasLeases(_) => "Release them first (lockhier.release_leases(owner)), or wait for them to expire.",
@@ -211,7 +219,7 @@ mod tests {
         // One rule for NULL: wherever it is, 22004.
         for error in [
             NullArgument(Null("class")),
-            Path(PathError::NullElement),
+            IdPath(IdPathError::NullElement),
             Class(ClassError::NullElement),
             NullIdsElement,
         ] {

@@ -170,7 +170,7 @@ fn key(path: Option<Array<i64>>, class: default!(Option<&str>, "'all'")) -> i64 
         [class] => KeyKind::Class(class),
         _ => unreachable!("one class name parses to one class"),
     };
-    Target { node, kind }.key()
+    Target { node: node.into(), kind }.key()
 }
 
 /// The key of a node's share or exclusive marker (see the lock model).
@@ -181,5 +181,5 @@ fn marker_key(path: Option<Array<i64>>, mode: Option<&str>) -> i64 {
         lockhier_core::Mode::Share => KeyKind::ShareMarker,
         lockhier_core::Mode::Exclusive => KeyKind::ExclusiveMarker,
     };
-    Target { node, kind }.key()
+    Target { node: node.into(), kind }.key()
 }

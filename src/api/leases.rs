@@ -29,7 +29,7 @@ pub fn init() {
     pgrx::GucRegistry::define_int_guc(
         c"lockhier.max_leases",
         c"How many lockhier leases can be held at once, in all databases.",
-        c"Sizes the shared memory leases are kept in (about 4.5 kB each); needs a restart.",
+        c"Sizes the shared memory leases are kept in (about 5.2 kB each); needs a restart.",
         &MAX_LEASES,
         1,
         100_000,
@@ -118,13 +118,22 @@ fn token(token: Option<i64>) -> i64 {
     or_report(required(token, "token"))
 }
 
+/// `owner`, when given, must be the lease's owner or one above it (`55000` otherwise).
+fn checked_owner(owner: Option<&str>) -> Option<Owner> {
+    owner.map(|owner| or_report(Owner::parse(owner)))
+}
+
 /// True with the lease's expiry moved to now + `ttl` (its own ttl when NULL); false, with a
 /// WARNING, when it is no longer held.
 #[pg_extern(volatile, parallel_unsafe)]
-fn renew_lease(token: Option<i64>, ttl: default!(Option<Interval>, "NULL")) -> bool {
+fn renew_lease(
+    token: Option<i64>,
+    ttl: default!(Option<Interval>, "NULL"),
+    owner: default!(Option<&str>, "NULL"),
+) -> bool {
     let token = self::token(token);
     let ttl = ttl.map(|t| or_report(ttl_from_micros(t.as_micros(), || t.to_string())));
-    let renewed = or_report(backend::renew(token, ttl));
+    let renewed = or_report(backend::renew(token, ttl, checked_owner(owner)));
     if !renewed {
         errors::warn_lease_not_held(token);
     }
@@ -133,16 +142,17 @@ fn renew_lease(token: Option<i64>, ttl: default!(Option<Interval>, "NULL")) -> b
 
 /// True if the lease was held (it is released); false, with a WARNING, if not.
 #[pg_extern(volatile, parallel_unsafe)]
-fn release_lease(token: Option<i64>) -> bool {
+fn release_lease(token: Option<i64>, owner: default!(Option<&str>, "NULL")) -> bool {
     let token = self::token(token);
-    let released = or_report(backend::release(token));
+    let released = or_report(backend::release(token, checked_owner(owner)));
     if !released {
         errors::warn_lease_not_held(token);
     }
     released
 }
 
-/// Releases every lease `owner` holds in this database; returns how many.
+/// Releases every lease `owner` (or an owner under it: `worker9/task-3` for `worker9`) holds
+/// in this database; returns how many.
 #[pg_extern(volatile, parallel_unsafe)]
 fn release_leases(owner: Option<&str>) -> i32 {
     let owner = or_report(self::owner(owner));

@@ -9,7 +9,7 @@ use crate::lease::in_use::HeldLeases;
 use crate::lease::{InvalidOwner, InvalidTtl};
 use crate::request::{NegativeWait, NullArgument, UnknownMode};
 use crate::row_mode::UnknownRowMode;
-use crate::scope::PathError;
+use crate::scope::IdPathError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockhierError {
@@ -26,7 +26,7 @@ pub enum LockhierError {
     NegativeWait(#[from] NegativeWait),
 
     #[error(transparent)]
-    Path(#[from] PathError),
+    IdPath(#[from] IdPathError),
 
     #[error("operation in progress: cannot lock {}", .0.request)]
     Conflict(Box<Conflict>),
@@ -89,6 +89,10 @@ pub enum LockhierError {
 
     #[error("permission denied for lease {token} of owner \"{owner}\"")]
     LeasePermission { token: i64, owner: String },
+
+    /// `release_lease` or `renew_lease` with an `owner` that is not the lease's (nor above it).
+    #[error("lease {token} belongs to another owner")]
+    NotLeaseOwner { token: i64, owner: String, asked: String },
 
     #[error("could not write lockhier's lease journal: {0}")]
     JournalFailed(String),

@@ -235,13 +235,13 @@ mod tests {
         let deletion = Classes::parse_one("field__deletion").unwrap();
         let class = deletion.names()[0];
         let table = Node::table(7, 12);
-        let on = |kind| Target { node: table, kind };
+        let on = |kind| Target { node: table.into(), kind };
         assert_eq!(
             describe_conflict(&on(KeyKind::Class(&class)), 5),
             "a share lock on \"field__deletion\" for table 12 (application 7)"
         );
         assert_eq!(
-            describe_conflict(&Target { node: Node::application(7), kind: KeyKind::All }, 5),
+            describe_conflict(&Target { node: Node::application(7).into(), kind: KeyKind::All }, 5),
             "a share lock on all classes for application 7"
         );
         assert_eq!(

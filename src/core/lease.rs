@@ -5,12 +5,14 @@
 use crate::class::{ClassName, Classes, MAX_CLASSES};
 use crate::request::{Mode, Request};
 use crate::scope::Node;
+pub use crate::text::invisible_kind;
 use crate::text::shown;
 use std::fmt::{self, Write};
 use std::time::Duration;
 
-/// The longest owner name, in bytes.
-pub const MAX_OWNER_LEN: usize = 200;
+/// The longest owner name, in bytes (a chat server's 255-byte room id fits, with a worker's
+/// name above it).
+pub const MAX_OWNER_LEN: usize = 1024;
 
 /// The longest ttl a lease may be taken or renewed for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -26,12 +28,16 @@ pub struct InvalidOwner {
 #[error("ttl must be positive and at most {hours} h: \"{0}\"", hours = MAX_TTL.as_secs() / 3600)]
 pub struct InvalidTtl(pub String);
 
-/// Who holds a lease: a name of 1 to 200 bytes, compared exactly, that shows as what it is
+/// Who holds a lease: a name of 1 to 1,024 bytes, compared exactly, that shows as what it is
 /// (see [`Owner::parse`]): leases are listed by owner in the `leases` view and named by owner in
 /// errors, where an invisible character could make one owner pass for another.
+///
+/// An owner may be a path of names separated by `/` (`worker9/task-3`): an owner *covers*
+/// itself and every owner under it ([`Owner::covers`]), so `release_leases('worker9')` ends the
+/// leases of all its tasks, while re-entrance stays per exact owner (two tasks are two owners).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Owner {
-    len: u8,
+    len: u16,
     bytes: [u8; MAX_OWNER_LEN],
 }
 
@@ -54,7 +60,7 @@ impl fmt::Display for OwnerProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OwnerProblem::Empty => f.write_str("it is empty"),
-            OwnerProblem::TooLong => f.write_str("it is longer than 200 bytes"),
+            OwnerProblem::TooLong => write!(f, "it is longer than {MAX_OWNER_LEN} bytes"),
             OwnerProblem::ControlCharacter => f.write_str("it contains a control character"),
             OwnerProblem::Invisible(c) => {
                 write!(
@@ -67,23 +73,6 @@ impl fmt::Display for OwnerProblem {
             OwnerProblem::Blank => f.write_str("it is blank"),
             OwnerProblem::EdgeSpace => f.write_str("it starts or ends with white space"),
         }
-    }
-}
-
-/// The characters an owner name must not contain besides control characters: each is invisible,
-/// or changes how the text around it is shown, so that one name could pass for another in the
-/// `leases` view and in error messages (`"job-1\u{202E}2-boj"` shows as `"job-1job-2"`).
-/// `None` for every other character.
-pub fn invisible_kind(c: char) -> Option<&'static str> {
-    match c {
-        // Bidirectional embeddings, overrides, isolates and marks.
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => {
-            Some("a bidirectional control character")
-        }
-        // Zero width space, non-joiner and joiner; word joiner; zero width no-break space (BOM).
-        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => Some("a zero-width character"),
-        '\u{2028}' | '\u{2029}' => Some("a line or paragraph separator"),
-        _ => None,
     }
 }
 
@@ -103,7 +92,7 @@ pub fn shown_owner(raw: &str) -> String {
 }
 
 impl Owner {
-    /// An owner name as a lease function takes it: 1 to 200 bytes; no control characters; none
+    /// An owner name as a lease function takes it: 1 to 1,024 bytes; no control characters; none
     /// of the invisible characters of [`invisible_kind`] (bidirectional controls, zero-width
     /// characters, line and paragraph separators); not blank, and no white space at either end
     /// (`"job "` would pass for `"job"`). Anything else is kept as written: punctuation, inner
@@ -123,8 +112,8 @@ impl Owner {
         Ok(owner)
     }
 
-    /// An owner name as the journal keeps it: the rule of lockhier 0.2.0 (1 to 200 bytes, no
-    /// control characters), so that a lease taken before [`Owner::parse`] refused invisible
+    /// An owner name as the journal keeps it: the rule of lockhier 0.2.0 (not empty, no control
+    /// characters; 0.2.0 allowed at most 200 bytes, 0.3.0 1,024), so that a lease taken before [`Owner::parse`] refused invisible
     /// characters and white space at the edges is still held again after an upgrade.
     pub fn stored(raw: &str) -> Result<Owner, InvalidOwner> {
         let invalid = |reason| InvalidOwner { owner: shown_owner(raw), reason };
@@ -139,11 +128,18 @@ impl Owner {
         }
         let mut bytes = [0u8; MAX_OWNER_LEN];
         bytes[..raw.len()].copy_from_slice(raw.as_bytes());
-        Ok(Owner { len: raw.len() as u8, bytes })
+        Ok(Owner { len: raw.len() as u16, bytes })
     }
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len as usize]).expect("owners are UTF-8 by construction")
+    }
+
+    /// Whether `other` is this owner or an owner under it: `worker9` covers `worker9` and
+    /// `worker9/task-3`, not `worker90` (names are compared whole, at a `/`).
+    pub fn covers(&self, other: &Owner) -> bool {
+        let (mine, theirs) = (self.as_str(), other.as_str());
+        theirs == mine || (theirs.starts_with(mine) && theirs.as_bytes().get(mine.len()) == Some(&b'/'))
     }
 }
 
@@ -391,16 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_covers_itself_and_the_owners_under_it() {
+        let owner = |raw: &str| Owner::parse(raw).unwrap();
+        let worker = owner("worker9");
+        for under in ["worker9", "worker9/task-3", "worker9/task-3/step 1", "worker9//x"] {
+            assert!(worker.covers(&owner(under)), "{under}");
+        }
+        for other in ["worker90", "worker", "worker9-task", "x/worker9", "Worker9/task-3"] {
+            assert!(!worker.covers(&owner(other)), "{other}");
+        }
+        assert!(!owner("worker9/task-3").covers(&worker), "a task does not cover its worker");
+        assert!(!owner("worker9/task-3").covers(&owner("worker9/task-30")));
+    }
+
+    #[test]
     fn owners_are_validated() {
         assert_eq!(Owner::parse("csv-import #55").unwrap().as_str(), "csv-import #55");
-        assert_eq!(Owner::parse(&"x".repeat(200)).unwrap().as_str().len(), 200);
+        assert_eq!(Owner::parse(&"x".repeat(1024)).unwrap().as_str().len(), 1024);
         let problem = |raw: &str| match Owner::parse(raw) {
             Err(InvalidOwner { reason, .. }) => reason,
             other => panic!("{raw:?}: {other:?}"),
         };
         assert_eq!(problem(""), OwnerProblem::Empty);
-        assert_eq!(problem(&"x".repeat(201)), OwnerProblem::TooLong);
-        assert_eq!(problem(&"é".repeat(101)), OwnerProblem::TooLong, "bytes, not characters");
+        assert_eq!(problem(&"x".repeat(1025)), OwnerProblem::TooLong);
+        assert_eq!(problem(&"é".repeat(513)), OwnerProblem::TooLong, "bytes, not characters");
         assert_eq!(problem("job\n2"), OwnerProblem::ControlCharacter);
         assert_ne!(Owner::parse("Job").unwrap(), Owner::parse("job").unwrap(), "compared exactly");
     }
@@ -528,8 +538,8 @@ mod tests {
         ] {
             assert_eq!(problem_of(name), None, "{name:?}");
         }
-        assert_eq!(problem_of(&"導".repeat(66)), None, "198 bytes");
-        assert_eq!(problem_of(&"導".repeat(67)), Some(OwnerProblem::TooLong), "201 bytes");
+        assert_eq!(problem_of(&"導".repeat(341)), None, "1,023 bytes");
+        assert_eq!(problem_of(&"導".repeat(342)), Some(OwnerProblem::TooLong), "1,026 bytes");
     }
 
     #[test]
@@ -541,7 +551,8 @@ mod tests {
         for bad in ["", "a\nb"] {
             assert!(Owner::stored(bad).is_err(), "{bad:?}");
         }
-        assert!(Owner::stored(&"x".repeat(201)).is_err());
+        assert_eq!(Owner::stored(&"x".repeat(201)).unwrap().as_str().len(), 201, "0.3.0 allows 1,024 bytes");
+        assert!(Owner::stored(&"x".repeat(1025)).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::class::Classes;
 use crate::key::{KeyKind, Target};
 use crate::lockmode::LockMode;
 use crate::request::{Mode, Request};
-use crate::scope::Node;
+use crate::scope::{Node, Place, Scope};
 
 /// One lock of a plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +21,11 @@ pub struct Step<'r> {
 /// exclusive mode does), so plans that size live on the stack.
 pub const MAX_SINGLE_CLASS_STEPS: usize = 10;
 
-const PLACEHOLDER: Step<'static> =
-    Step { target: Target { node: Node::GLOBAL, kind: KeyKind::All }, mode: LockMode::RowShare, key: 0 };
+const PLACEHOLDER: Step<'static> = Step {
+    target: Target { node: Place::Tree(Node::GLOBAL), kind: KeyKind::All },
+    mode: LockMode::RowShare,
+    key: 0,
+};
 
 /// The steps of a request, root to leaf; per node: `all`, the markers, the classes sorted.
 /// That one order for every request keeps waits short and deadlocks between requests rare.
@@ -49,37 +52,68 @@ fn main_mode(mode: Mode) -> LockMode {
 
 impl<'r> Plan<'r> {
     pub fn of(request: &'r Request) -> Plan<'r> {
-        let mut plan = Plan { inline: [PLACEHOLDER; MAX_SINGLE_CLASS_STEPS], len: 0, spilled: Vec::new() };
         let node = request.node;
-        let intent = intention(request.mode);
-        match &request.classes {
+        let ancestors = node.ancestors().map(Place::Tree);
+        Plan::build(ancestors, Place::Tree(node), node.is_leaf(), &request.classes, request.mode)
+    }
+
+    /// The plan of a request on any scope: a path's plan is a node's, with the path's
+    /// prefixes for ancestors below the global scope.
+    pub fn of_scope(scope: &'r Scope, classes: &'r Classes, mode: Mode) -> Plan<'r> {
+        match scope {
+            Scope::Tree(node) => Plan::build(
+                node.ancestors().map(Place::Tree),
+                Place::Tree(*node),
+                node.is_leaf(),
+                classes,
+                mode,
+            ),
+            Scope::Path(path) => {
+                let ancestors =
+                    std::iter::once(Place::Tree(Node::GLOBAL)).chain(path.ancestors().map(Place::Path));
+                Plan::build(ancestors, Place::Path(path.whole()), path.is_leaf(), classes, mode)
+            }
+        }
+    }
+
+    /// `ancestors` root first, then the scope itself (`node`); see `docs/lock-model.md`.
+    fn build(
+        ancestors: impl Iterator<Item = Place<'r>>,
+        node: Place<'r>,
+        leaf: bool,
+        classes: &'r Classes,
+        mode: Mode,
+    ) -> Plan<'r> {
+        let mut plan = Plan { inline: [PLACEHOLDER; MAX_SINGLE_CLASS_STEPS], len: 0, spilled: Vec::new() };
+        let intent = intention(mode);
+        match classes {
             Classes::All => {
-                for ancestor in node.ancestors() {
+                for ancestor in ancestors {
                     plan.push(ancestor, KeyKind::All, intent);
-                    if request.mode == Mode::Exclusive {
+                    if mode == Mode::Exclusive {
                         plan.push(ancestor, KeyKind::ShareMarker, LockMode::RowExclusive);
                     }
                     plan.push(ancestor, KeyKind::ExclusiveMarker, LockMode::RowExclusive);
                 }
-                plan.push(node, KeyKind::All, main_mode(request.mode));
+                plan.push(node, KeyKind::All, main_mode(mode));
             }
             named => {
-                for ancestor in node.ancestors() {
+                for ancestor in ancestors {
                     plan.push(ancestor, KeyKind::All, intent);
                     for class in named.names() {
                         plan.push(ancestor, KeyKind::Class(class), intent);
                     }
                 }
                 plan.push(node, KeyKind::All, intent);
-                if !node.is_leaf() {
-                    let marker = match request.mode {
+                if !leaf {
+                    let marker = match mode {
                         Mode::Share => KeyKind::ShareMarker,
                         Mode::Exclusive => KeyKind::ExclusiveMarker,
                     };
                     plan.push(node, marker, LockMode::Share);
                 }
                 for class in named.names() {
-                    plan.push(node, KeyKind::Class(class), main_mode(request.mode));
+                    plan.push(node, KeyKind::Class(class), main_mode(mode));
                 }
             }
         }
@@ -94,7 +128,7 @@ impl<'r> Plan<'r> {
         }
     }
 
-    fn push(&mut self, node: Node, kind: KeyKind<'r>, mode: LockMode) {
+    fn push(&mut self, node: Place<'r>, kind: KeyKind<'r>, mode: LockMode) {
         let target = Target { node, kind };
         let step = Step { target, mode, key: target.key() };
         if self.spilled.is_empty() && self.len < MAX_SINGLE_CLASS_STEPS {
@@ -235,14 +269,14 @@ mod tests {
 
     #[test]
     fn plans_follow_the_canonical_order() {
-        fn rank<'r>(s: &Step<'r>) -> (crate::scope::Level, (i32, &'r str)) {
+        fn rank<'r>(s: &Step<'r>) -> (usize, (i32, &'r str)) {
             let kind = match s.target.kind {
                 KeyKind::All => (0, ""),
                 KeyKind::ShareMarker => (1, ""),
                 KeyKind::ExclusiveMarker => (2, ""),
                 KeyKind::Class(c) => (3, c.as_str()),
             };
-            (s.target.node.level(), kind)
+            (s.target.node.depth(), kind)
         }
         for request in requests(&[&["all"], &["b", "a", "c"]]) {
             let plan = Plan::of(&request);
@@ -294,5 +328,116 @@ mod tests {
         assert_eq!(plan.steps().len(), 3 * 21 + 1 + 20);
         assert_eq!(plan.steps()[0].target.kind, KeyKind::All);
         assert_eq!(plan.steps().last().unwrap().mode, LockMode::Share);
+    }
+
+    /// A request on any scope, for the oracle over paths.
+    struct Scoped {
+        scope: Scope,
+        classes: Classes,
+        mode: Mode,
+    }
+
+    impl Scoped {
+        fn plan(&self) -> Plan<'_> {
+            Plan::of_scope(&self.scope, &self.classes, self.mode)
+        }
+
+        /// The oracle: the lock model's rule, with the global scope above both trees.
+        fn conflicts_with(&self, other: &Scoped) -> bool {
+            crate::request::conflict(
+                self.scope.overlaps(&other.scope),
+                (&self.classes, self.mode),
+                (&other.classes, other.mode),
+            )
+        }
+    }
+
+    /// Paths of every depth from 1 to the greatest: a line of descent `a/a/...`, and at each
+    /// depth a sibling that leaves it (`a/.../b`), so that every pair of depths meets as
+    /// ancestor, descendant, sibling and cousin; beside the global scope and a numeric node.
+    fn path_universe() -> Vec<Scope> {
+        use crate::path::{Path, MAX_DEPTH};
+        let mut scopes = vec![Scope::Tree(Node::GLOBAL), Scope::Tree(Node::field(1, 1, 1))];
+        for depth in 1..=MAX_DEPTH {
+            let line = vec!["a"; depth];
+            scopes.push(Scope::Path(Path::parse(line.iter().copied()).unwrap()));
+            let mut sibling = line.clone();
+            sibling[depth - 1] = "b";
+            scopes.push(Scope::Path(Path::parse(sibling.iter().copied()).unwrap()));
+        }
+        scopes
+    }
+
+    #[test]
+    fn path_plans_agree_with_the_oracle_on_every_pair_at_every_depth() {
+        let sets: &[&[&str]] = &[&["all"], &["a"], &["b"], &["a", "b"], &["b", "c"]];
+        let mut requests = Vec::new();
+        for scope in path_universe() {
+            for classes in sets {
+                for mode in [Mode::Share, Mode::Exclusive] {
+                    let classes = Classes::parse_many(classes.iter().map(|c| Some(*c))).unwrap();
+                    requests.push(Scoped { scope: scope.clone(), classes, mode });
+                }
+            }
+        }
+        let plans: Vec<Plan> = requests.iter().map(Scoped::plan).collect();
+        let mut pairs = 0;
+        for (a, plan_a) in requests.iter().zip(&plans) {
+            for (b, plan_b) in requests.iter().zip(&plans) {
+                assert_eq!(
+                    plans_conflict(plan_a, plan_b),
+                    a.conflicts_with(b),
+                    "plans disagree with the oracle for {} {} {:?} / {} {} {:?}",
+                    a.scope.place(),
+                    a.classes,
+                    a.mode,
+                    b.scope.place(),
+                    b.classes,
+                    b.mode
+                );
+                pairs += 1;
+            }
+        }
+        assert_eq!(pairs, 180 * 180, "18 scopes x 5 class sets x 2 modes, every ordered pair");
+    }
+
+    #[test]
+    fn a_numeric_request_plans_as_it_did_before_paths() {
+        for request in requests(&[&["all"], &["a", "b"]]) {
+            let scope = Scope::Tree(request.node);
+            let old: Vec<_> = Plan::of(&request).steps().iter().map(|s| (s.key, s.mode)).collect();
+            let new: Vec<_> = Plan::of_scope(&scope, &request.classes, request.mode)
+                .steps()
+                .iter()
+                .map(|s| (s.key, s.mode))
+                .collect();
+            assert_eq!(old, new, "{request}");
+        }
+    }
+
+    #[test]
+    fn a_path_plan_reads_as_a_node_plan() {
+        let scope = Scope::Path(crate::path::Path::parse(["sites", "c0a8", "backups"]).unwrap());
+        let classes = Classes::parse_one("backup").unwrap();
+        let plan = Plan::of_scope(&scope, &classes, Mode::Exclusive);
+        let shown: Vec<String> = plan
+            .steps()
+            .iter()
+            .map(|s| format!("{} {} {}", s.mode.role(), s.target.node, s.target.kind.name()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "IX the global scope all",
+                "IX the global scope class",
+                "IX \"sites\" all",
+                "IX \"sites\" class",
+                "IX \"sites/c0a8\" all",
+                "IX \"sites/c0a8\" class",
+                "IX \"sites/c0a8/backups\" all",
+                "S \"sites/c0a8/backups\" exclusive marker",
+                "X \"sites/c0a8/backups\" class",
+            ]
+        );
     }
 }

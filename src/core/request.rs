@@ -75,10 +75,14 @@ impl Request {
     /// The oracle: two requests of different holders conflict exactly when their scopes
     /// overlap, their classes overlap and at least one of them is exclusive.
     pub fn conflicts_with(&self, other: &Request) -> bool {
-        self.node.overlaps(&other.node)
-            && self.classes.overlaps(&other.classes)
-            && (self.mode == Mode::Exclusive || other.mode == Mode::Exclusive)
+        conflict(self.node.overlaps(&other.node), (&self.classes, self.mode), (&other.classes, other.mode))
     }
+}
+
+/// The oracle's rule for requests on any two scopes (numeric nodes or paths), given whether
+/// their scopes overlap: their classes overlap and at least one of them is exclusive.
+pub fn conflict(scopes_overlap: bool, a: (&Classes, Mode), b: (&Classes, Mode)) -> bool {
+    scopes_overlap && a.0.overlaps(b.0) && (a.1 == Mode::Exclusive || b.1 == Mode::Exclusive)
 }
 
 /// Reads like the error messages: `field 99 (table 12, application 7) for "field__update"`,

@@ -1,11 +1,12 @@
 //! Scopes: the nodes of the resource tree (global > application > table > field), each named
 //! by its whole path of ids.
 
+use crate::path::{Path, PathPrefix};
 use std::fmt;
 
-/// The ways a path argument can be wrong.
+/// The ways a path of ids (`lock_path`, `plan_path`, ...) can be wrong.
 #[derive(Debug, thiserror::Error)]
-pub enum PathError {
+pub enum IdPathError {
     #[error("a path has at most 3 ids (application, table, field), not {0}")]
     TooLong(usize),
 
@@ -55,9 +56,9 @@ impl Node {
     pub const GLOBAL: Node = Node { level: Level::Global, ids: [0; 3] };
 
     /// `path` holds the application, table and field ids, as far as the node goes.
-    pub fn from_path(path: &[i64]) -> Result<Node, PathError> {
+    pub fn from_path(path: &[i64]) -> Result<Node, IdPathError> {
         if path.len() > 3 {
-            return Err(PathError::TooLong(path.len()));
+            return Err(IdPathError::TooLong(path.len()));
         }
         let mut ids = [0; 3];
         ids[..path.len()].copy_from_slice(path);
@@ -130,6 +131,75 @@ impl fmt::Display for Node {
     }
 }
 
+/// Where a key is: a node of the numeric tree (the global scope included), or a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Place<'r> {
+    Tree(Node),
+    Path(PathPrefix<'r>),
+}
+
+impl Place<'_> {
+    /// How far below the global scope it is (a path of one name: 1).
+    pub fn depth(&self) -> usize {
+        match self {
+            Place::Tree(node) => node.level().depth(),
+            Place::Path(path) => path.names().len(),
+        }
+    }
+}
+
+impl From<Node> for Place<'_> {
+    fn from(node: Node) -> Self {
+        Place::Tree(node)
+    }
+}
+
+/// Reads like the error messages: `table 12 (application 7)`, `"sites/c0a8f5e2"`.
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Tree(node) => node.fmt(f),
+            Place::Path(path) => path.fmt(f),
+        }
+    }
+}
+
+/// What a request locks: a node of the numeric tree, or a path of names (`path.rs`). The two
+/// trees meet only at the global scope (a node), which covers both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Tree(Node),
+    Path(Path),
+}
+
+impl Scope {
+    /// One scope is within (or equal to) the other.
+    pub fn overlaps(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Tree(a), Scope::Tree(b)) => a.overlaps(b),
+            (Scope::Path(a), Scope::Path(b)) => a.overlaps(b),
+            (Scope::Tree(node), Scope::Path(_)) | (Scope::Path(_), Scope::Tree(node)) => {
+                node.level() == Level::Global
+            }
+        }
+    }
+
+    pub fn place(&self) -> Place<'_> {
+        match self {
+            Scope::Tree(node) => Place::Tree(*node),
+            Scope::Path(path) => Place::Path(path.whole()),
+        }
+    }
+
+    /// Nothing can be under it: a field, or a path of the greatest depth.
+    pub fn is_leaf(&self) -> bool {
+        match self {
+            Scope::Tree(node) => node.is_leaf(),
+            Scope::Path(path) => path.is_leaf(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +211,6 @@ mod tests {
         let ancestors: Vec<String> = field.ancestors().map(|n| n.to_string()).collect();
         assert_eq!(ancestors, ["the global scope", "application 7", "table 12 (application 7)"]);
         assert!(Node::GLOBAL.ancestors().next().is_none());
-        assert!(matches!(Node::from_path(&[1, 2, 3, 4]), Err(PathError::TooLong(4))));
+        assert!(matches!(Node::from_path(&[1, 2, 3, 4]), Err(IdPathError::TooLong(4))));
     }
 }

@@ -16,6 +16,23 @@ pub fn shown(raw: &str) -> String {
     format!("{}...", &raw[..cut])
 }
 
+/// The characters that are invisible, or change how the text around them is shown, so that
+/// one name could pass for another in the `leases` view and in error messages (owner names
+/// refuse them; path names are shown with them escaped) (`"job-1\u{202E}2-boj"` shows as `"job-1job-2"`).
+/// `None` for every other character.
+pub fn invisible_kind(c: char) -> Option<&'static str> {
+    match c {
+        // Bidirectional embeddings, overrides, isolates and marks.
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => {
+            Some("a bidirectional control character")
+        }
+        // Zero width space, non-joiner and joiner; word joiner; zero width no-break space (BOM).
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => Some("a zero-width character"),
+        '\u{2028}' | '\u{2029}' => Some("a line or paragraph separator"),
+        _ => None,
+    }
+}
+
 /// Short, human durations for messages: `250 ms`, `3.1 s`, `2 min 5 s`, `1 h 3 min`.
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();

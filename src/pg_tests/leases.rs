@@ -155,7 +155,7 @@ mod tests {
             ("lease_field(1, 2, 3, 'x', mode => NULL)", "22004 argument \"mode\" must not be null"),
             ("lease_field(1, 2, 3, 'x', ttl => NULL)", "22004 argument \"ttl\" must not be null"),
             ("lease_field(1, 2, 3, '')", "22023 invalid lease owner \"\": it is empty"),
-            ("lease_field(1, 2, 3, repeat('é', 101))", "22023 invalid lease owner \"éééééééééééééééééééééééééééééééééééééééé...\": it is longer than 200 bytes"),
+            ("lease_field(1, 2, 3, repeat('é', 513))", "22023 invalid lease owner \"éééééééééééééééééééééééééééééééééééééééé...\": it is longer than 1024 bytes"),
             ("lease_field(1, 2, 3, E'a\\nb')", "22023 invalid lease owner \"a\\u000Ab\": it contains a control character"),
             ("lease_field(1, 2, 3, E'job-1\\u202E2-boj')", "22023 invalid lease owner \"job-1\\u202E2-boj\": it contains U+202E, a bidirectional control character"),
             ("lease_field(1, 2, 3, E'job\\u200B')", "22023 invalid lease owner \"job\\u200B\": it contains U+200B, a zero-width character"),

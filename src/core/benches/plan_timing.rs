@@ -119,19 +119,19 @@ fn main() {
         "key: field node, class field__update",
         time(|i| {
             let (a, t, f) = ids(i);
-            Target { node: Node::field(a, t, f), kind: KeyKind::Class(&update_name) }.key()
+            Target { node: Node::field(a, t, f).into(), kind: KeyKind::Class(&update_name) }.key()
         }),
     );
     report(
         "key: field node, all",
         time(|i| {
             let (a, t, f) = ids(i);
-            Target { node: Node::field(a, t, f), kind: KeyKind::All }.key()
+            Target { node: Node::field(a, t, f).into(), kind: KeyKind::All }.key()
         }),
     );
     report(
         "key: global, all",
-        time(|i| Target { node: Node::GLOBAL, kind: KeyKind::All }.key() ^ black_box(i as i64)),
+        time(|i| Target { node: Node::GLOBAL.into(), kind: KeyKind::All }.key() ^ black_box(i as i64)),
     );
 
     // A field plan is 8 or 10 hashes of at most 75 bytes and a few stores: far below the

@@ -12,7 +12,7 @@ use crate::pg::{clock, dropped_databases, keeper_process, lease_area, roles, sub
 use lockhier_core::conflict::Conflict;
 use lockhier_core::error::LockhierError;
 use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
-use lockhier_core::lease::{Answer, Ask, Failure, FixedRequest, Lease, Owner, Wanted};
+use lockhier_core::lease::{shown_owner, Answer, Ask, Failure, FixedRequest, Lease, Owner, Wanted};
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use std::time::{Duration, Instant};
@@ -114,6 +114,20 @@ fn permitted(lease: &Lease) -> Result<(), LockhierError> {
     }
 }
 
+/// When the caller names an owner, the lease must be that owner's or under it (a task checks
+/// that the lock it ends is its own). A lease's owner never changes and its token is never
+/// reused, so a check made before asking the keeper cannot be outdated by its answer.
+fn owned_by(lease: &Lease, owner: Option<Owner>) -> Result<(), LockhierError> {
+    match owner {
+        Some(owner) if !owner.covers(&lease.owner) => Err(LockhierError::NotLeaseOwner {
+            token: lease.token,
+            owner: shown_owner(lease.owner.as_str()),
+            asked: shown_owner(owner.as_str()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Take a lease: its token; `None` when it is refused and the caller asked for no error; else
 /// the conflict, naming who is in the way. When the keeper refuses, the call waits (as `wait`
 /// allows) in the server's queue for the plan's locks to be free, gives them back at once, and
@@ -189,10 +203,11 @@ fn wait_until_free(plan: &Plan, wait: Wait) -> bool {
 
 /// Renew a lease: true with its expiry moved to now + `ttl` (its own ttl when `None`), false
 /// when it is no longer held.
-pub fn renew(token: i64, ttl: Option<Duration>) -> Result<bool, LockhierError> {
+pub fn renew(token: i64, ttl: Option<Duration>, owner: Option<Owner>) -> Result<bool, LockhierError> {
     let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
+    owned_by(&lease, owner)?;
     match ask(area, Ask::Renew { database: lease.database, token, ttl })? {
         Answer::Renewed(expiry) => Ok(expiry.is_some()),
         other => Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
@@ -239,10 +254,11 @@ fn take_fence_unless_full(database: u32, token: i64, fence: Fence, hold: Hold) -
 
 /// Release a lease: true if it was held. Waits, in the server's queue, for the transactions
 /// that validated it to end.
-pub fn release(token: i64) -> Result<bool, LockhierError> {
+pub fn release(token: i64, owner: Option<Owner>) -> Result<bool, LockhierError> {
     let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
+    owned_by(&lease, owner)?;
     let fence = take_fence_unless_full(lease.database, token, Fence::Exclusive, Hold::Session);
     release_fenced(area, &lease, fence.is_some())
 }
@@ -265,9 +281,9 @@ fn release_fenced(area: &lease_area::Area, lease: &Lease, fenced: bool) -> Resul
     }
 }
 
-/// Release every lease `owner` holds in this database under the caller's role (every role's,
-/// for a superuser): how many. The same name used by another role is another owner, never in
-/// the way. All or none: every lease's fence is taken (waiting for the transactions that
+/// Release every lease of `owner`, and of every owner under it (`worker9/task-3` for
+/// `worker9`), in this database under the caller's role (every role's, for a superuser): how
+/// many. The same name used by another role is another owner, never in the way. All or none: every lease's fence is taken (waiting for the transactions that
 /// validated it) before any is released, so a wait that is cancelled or runs out of
 /// `lock_timeout` releases nothing. (On a full lock table, where this backend cannot hold
 /// the fences, the leases are released one at a time under the keeper's.)
@@ -279,7 +295,7 @@ pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
     let mut owned: Vec<Lease> = area.read(|leases| {
         leases
             .iter()
-            .filter(|l| l.database == database && l.owner == owner && (everyone || l.role == me))
+            .filter(|l| l.database == database && owner.covers(&l.owner) && (everyone || l.role == me))
             .copied()
             .collect()
     });
