@@ -3,7 +3,7 @@
 
 use lockhier_core::path::{Path, PathError, MAX_DEPTH};
 use lockhier_core::request::required;
-use lockhier_core::scope::Scope;
+use lockhier_core::scope::{IdPathError, Scope};
 use lockhier_core::{Classes, LockhierError, Mode, Node, Request, Wait};
 use pgrx::prelude::*;
 
@@ -32,7 +32,7 @@ pub fn field(application_id: Option<i64>, table_id: Option<i64>, field_id: Optio
 /// `'{}'`, `'{7}'`, `'{7,12}'` or `'{7,12,99}'`.
 pub fn path(path: Option<Array<i64>>) -> Parsed<Node> {
     let ids: Option<Vec<i64>> = required(path, "path")?.iter().collect();
-    Node::from_path(&ids.ok_or(LockhierError::NullPathElement)?)
+    Ok(Node::from_path(&ids.ok_or(IdPathError::NullElement)?)?)
 }
 
 /// `ARRAY['sites', 'c0a8f5e2', 'backups']`: 1 to 8 names. No more of the array is read than a
@@ -43,19 +43,19 @@ pub fn names(path: Option<Array<&str>>) -> Parsed<Scope> {
         return Err(PathError::Depth(path.len()).into());
     }
     let names: Option<Vec<&str>> = path.iter().collect();
-    Ok(Scope::Path(Path::parse(names.ok_or(LockhierError::NullPathElement)?)?))
+    Ok(Scope::Path(Path::parse(names.ok_or(PathError::NullName)?)?))
 }
 
 pub fn one_class(class: Option<&str>) -> Parsed<Classes> {
-    Classes::parse_one(required(class, "class")?)
+    Ok(Classes::parse_one(required(class, "class")?)?)
 }
 
 pub fn many_classes(classes: Option<Array<&str>>) -> Parsed<Classes> {
-    Classes::parse_many(required(classes, "classes")?.iter())
+    Ok(Classes::parse_many(required(classes, "classes")?.iter())?)
 }
 
 pub fn mode(mode: Option<&str>) -> Parsed<Mode> {
-    Mode::parse(required(mode, "mode")?)
+    Ok(Mode::parse(required(mode, "mode")?)?)
 }
 
 pub fn request(node: Parsed<Node>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
@@ -68,5 +68,5 @@ pub fn scoped(scope: Parsed<Scope>, classes: Parsed<Classes>, mode_arg: Option<&
 }
 
 pub fn wait(wait: Option<Interval>) -> Parsed<Wait> {
-    Wait::from_micros(wait.map(|w| w.as_micros()), || wait.map(|w| w.to_string()).unwrap_or_default())
+    Ok(Wait::from_micros(wait.map(|w| w.as_micros()), || wait.map(|w| w.to_string()).unwrap_or_default())?)
 }

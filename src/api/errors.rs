@@ -1,15 +1,14 @@
 //! The one mapping of lockhier's errors to what PostgreSQL reports: SQLSTATE, message (the
 //! error's own text), DETAIL and HINT; and the two warnings lockhier raises.
 
-use lockhier_core::error::{list_keys, Conflict, RowConflict, TableLocked};
-use lockhier_core::holder;
-use lockhier_core::text::human_duration;
+use lockhier_core::class::ClassError;
+use lockhier_core::path::PathError;
+use lockhier_core::request::NullArgument as Null;
+use lockhier_core::scope::IdPathError;
 use lockhier_core::{LockhierError, Request};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use std::fmt::Write;
-use std::time::Duration;
 
 /// Raise the error as a PostgreSQL ERROR. Never returns. The error's source location (shown
 /// with `\set VERBOSITY verbose`) is where it was raised from, not this function.
@@ -28,30 +27,31 @@ pub fn report(error: LockhierError) -> ! {
 
 /// The value, or the error raised.
 #[track_caller]
-pub fn or_report<T>(result: Result<T, LockhierError>) -> T {
+pub fn or_report<T, E: Into<LockhierError>>(result: Result<T, E>) -> T {
     match result {
         Ok(value) => value,
-        Err(error) => report(error),
+        Err(error) => report(error.into()),
     }
 }
 
 pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
     use LockhierError::*;
     match error {
-        NullArgument(_) | NullPathElement | NullClassElement | NullIdsElement => {
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
-        }
+        NullArgument(_)
+        | IdPath(IdPathError::NullElement)
+        | InvalidPath(PathError::NullName)
+        | Class(ClassError::NullElement)
+        | NullIdsElement => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         UnknownMode(_)
-        | InvalidClass { .. }
-        | EmptyClasses
-        | TooManyClasses
+        | Class(ClassError::Invalid { .. } | ClassError::Empty | ClassError::TooMany)
         | NegativeWait(_)
-        | PathTooLong(_)
-        | InvalidPath(_)
+        | IdPath(IdPathError::TooLong(_))
+        | InvalidPath(PathError::Depth(_) | PathError::EmptyName { .. } | PathError::LongName { .. })
+        | InvalidPath(PathError::ControlCharacter { .. })
         | UnknownRowMode(_)
         | NoPrimaryKey(_)
         | CompositePrimaryKey { .. }
-        | InvalidOwner { .. }
+        | InvalidOwner(_)
         | InvalidTtl(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
         NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
@@ -75,9 +75,9 @@ pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
 
 pub fn detail(error: &LockhierError) -> Option<String> {
     match error {
-        LockhierError::Conflict(conflict) => Some(conflict_detail(conflict)),
-        LockhierError::RowConflict(conflict) => Some(row_conflict_detail(conflict)),
-        LockhierError::TableLocked(locked) => Some(table_locked_detail(locked)),
+        LockhierError::Conflict(conflict) => Some(conflict.detail()),
+        LockhierError::RowConflict(conflict) => Some(conflict.detail()),
+        LockhierError::TableLocked(locked) => Some(locked.detail()),
         LockhierError::ExtensionHasLeases(held) | LockhierError::RoleHasLeases { held, .. } => {
             Some(held.to_string())
         }
@@ -91,24 +91,26 @@ pub fn detail(error: &LockhierError) -> Option<String> {
 pub fn hint(error: &LockhierError) -> Option<String> {
     use LockhierError::*;
     let hint = match error {
-        NullArgument("class") => "Pass 'all' to lock every class of the scope.",
-        NullArgument("mode") => "Pass 'share' or 'exclusive'.",
-        NullArgument("classes") => "Pass at least one class name, or 'all'.",
-        NullArgument("path") => {
+        NullArgument(Null("class")) => "Pass 'all' to lock every class of the scope.",
+        NullArgument(Null("mode")) => "Pass 'share' or 'exclusive'.",
+        NullArgument(Null("classes")) => "Pass at least one class name, or 'all'.",
+        NullArgument(Null("path")) => {
             "Pass the path: its names to a *_path function (ARRAY['sites', 'c0a8f5e2']), or the ids of a node to key() and marker_key() ('{}' for global, '{7}', '{7,12}' or '{7,12,99}')."
         }
-        NullArgument("rel") => "Pass the table whose rows to lock, such as 'database_field'.",
-        NullArgument("ids") => "Pass an array of key values; an empty array locks nothing.",
-        NullArgument("owner") => "Pass the name of the job or worker that holds the lease, such as 'csv-import #55'.",
-        NullArgument("ttl") => "Pass how long the lease lasts unless it is renewed, such as '2 min'.",
-        NullArgument("token") => "Pass the token that lease_* returned.",
+        NullArgument(Null("rel")) => "Pass the table whose rows to lock, such as 'database_field'.",
+        NullArgument(Null("ids")) => "Pass an array of key values; an empty array locks nothing.",
+        NullArgument(Null("owner")) => {
+            "Pass the name of the job or worker that holds the lease, such as 'csv-import #55'."
+        }
+        NullArgument(Null("ttl")) => "Pass how long the lease lasts unless it is renewed, such as '2 min'.",
+        NullArgument(Null("token")) => "Pass the token that lease_* returned.",
         NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
-        InvalidClass { .. } => {
+        Class(ClassError::Invalid { .. }) => {
             "Class names are names such as field__update or app.backup; case is ignored."
         }
-        EmptyClasses | NullClassElement => "Pass at least one class name, or 'all'.",
-        TooManyClasses => "Lock the scope for all classes, or split the request.",
-        InvalidOwner { .. } => "Name the owner as a job or a worker would be named, such as 'csv-import #55'.",
+        Class(ClassError::Empty | ClassError::NullElement) => "Pass at least one class name, or 'all'.",
+        Class(ClassError::TooMany) => "Lock the scope for all classes, or split the request.",
+        InvalidOwner(_) => "Name the owner as a job or a worker would be named, such as 'csv-import #55'.",
         InvalidTtl(_) => "Pass a ttl such as '2 min', and renew the lease before it runs out.",
         LeasesNotLoaded => {
             "Add lockhier to shared_preload_libraries in postgresql.conf and restart the server; every other lockhier function works without it."
@@ -133,6 +135,7 @@ pub fn hint(error: &LockhierError) -> Option<String> {
             "Release them first (lockhier.release_leases(owner) in their database, as that role or a superuser), or wait for them to expire."
         }
         NullIdsElement => "Leave the NULLs out: a NULL id matches no row.",
+        InvalidPath(PathError::NullName) => return None,
         InvalidPath(_) => {
             "A path is 1 to 8 names of 1 to 255 bytes each, without control characters, such as ARRAY['sites', 'c0a8f5e2', 'backups']."
         }
@@ -164,92 +167,6 @@ pub fn hint(error: &LockhierError) -> Option<String> {
 const RETRY_OR_WAIT: &str =
     "Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it.";
 const RETRY_LONGER: &str = "Retry when the operation in progress has finished, or pass a longer wait.";
-
-fn conflict_detail(conflict: &Conflict) -> String {
-    let mut detail = String::new();
-    if conflict.blockers.is_empty() {
-        detail.push_str("The conflicting lock was released before its holder could be identified.");
-    } else {
-        detail.push_str("Blocked by ");
-        for (i, blocker) in conflict.blockers.iter().enumerate() {
-            if i > 0 {
-                detail.push_str("; and by ");
-            }
-            detail.push_str(&blocker.describe());
-        }
-        detail.push('.');
-    }
-    append_waited(&mut detail, conflict.waited);
-    detail
-}
-
-fn row_conflict_detail(conflict: &RowConflict) -> String {
-    let mut detail = String::new();
-    if conflict.lockers.is_empty() {
-        detail.push_str(
-            "The transactions holding the rows could not be identified: they may have just ended, or the table does not keep row locks in its tuples.",
-        );
-    }
-    for (i, locker) in conflict.lockers.iter().enumerate() {
-        if i > 0 {
-            detail.push(' ');
-        }
-        let (noun, verb) = if locker.rows == 1 { ("row", "is") } else { ("rows", "are") };
-        let _ = write!(
-            detail,
-            "{} {noun} with {} {} {verb} locked by {}",
-            locker.rows,
-            conflict.column,
-            list_keys(&locker.keys),
-            holder::process(locker.pid, locker.process.as_ref(), locker.xid),
-        );
-        // Row locks only live in transactions.
-        let since = holder::since(locker.process.as_ref(), false);
-        if since.starts_with(" in a transaction") {
-            detail.push_str(&since);
-        }
-        detail.push('.');
-    }
-    append_waited(&mut detail, conflict.waited);
-    detail
-}
-
-/// `database_field is locked in AccessExclusiveLock mode by process 4242
-/// (application_name "migration") in a transaction running for 3.1 s.`
-fn table_locked_detail(locked: &TableLocked) -> String {
-    let mut detail = String::new();
-    if locked.holders.is_empty() {
-        let _ = write!(
-            detail,
-            "{} was locked, but its holder released it before it could be identified.",
-            locked.locked
-        );
-    }
-    for (i, holder) in locked.holders.iter().enumerate() {
-        if i > 0 {
-            detail.push_str("; and ");
-        } else {
-            let _ = write!(detail, "{} is ", locked.locked);
-        }
-        let who = holder.who();
-        if holder.granted {
-            let _ = write!(detail, "locked {} by {who}{}", holder.conflict, holder.since());
-        } else {
-            let _ = write!(detail, "awaited {} by {who}, queued ahead of this request", holder.conflict);
-        }
-        if i + 1 == locked.holders.len() {
-            detail.push('.');
-        }
-    }
-    append_waited(&mut detail, locked.waited);
-    detail
-}
-
-fn append_waited(detail: &mut String, waited: Option<Duration>) {
-    if let Some(waited) = waited {
-        let _ = write!(detail, " Waited {}.", human_duration(waited));
-    }
-}
 
 /// Warn, with SQLSTATE 25P01 as `SET LOCAL` does, that a transaction lock was just taken outside
 /// a transaction block (in autocommit): it is released when the statement ends, before the work
@@ -296,16 +213,30 @@ mod tests {
     fn every_input_error_has_the_right_sqlstate() {
         use LockhierError::*;
         let invalid = PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE;
-        assert_eq!(sqlstate(&NullArgument("application_id")), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
-        for error in [UnknownMode("x".into()), EmptyClasses, TooManyClasses, NegativeWait("-1".into())] {
+        use lockhier_core::request::{NegativeWait as Negative, UnknownMode as Unknown};
+        assert_eq!(
+            sqlstate(&NullArgument(Null("application_id"))),
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
+        );
+        for error in [
+            UnknownMode(Unknown("x".into())),
+            Class(ClassError::Empty),
+            Class(ClassError::TooMany),
+            NegativeWait(Negative("-1".into())),
+        ] {
             assert_eq!(sqlstate(&error), invalid, "{error}");
         }
         // One rule for NULL: wherever it is, 22004.
-        for error in [NullArgument("class"), NullPathElement, NullClassElement, NullIdsElement] {
+        for error in [
+            NullArgument(Null("class")),
+            IdPath(IdPathError::NullElement),
+            Class(ClassError::NullElement),
+            NullIdsElement,
+        ] {
             assert_eq!(sqlstate(&error), PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "{error}");
         }
         assert_eq!(
-            UnknownMode("Shared".into()).to_string(),
+            UnknownMode(Unknown("Shared".into())).to_string(),
             "unknown lock mode \"Shared\": expected share or exclusive"
         );
     }

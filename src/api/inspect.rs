@@ -15,9 +15,9 @@ use pgrx::prelude::*;
 /// `plan_*`: one row per lock of the plan, in the order they are taken; `classid`/`objid` are
 /// the `pg_locks` columns of the key (with `locktype = 'advisory'` and `objsubid = 1`).
 macro_rules! plan_fn {
-    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
+    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => { pastey::paste! {
         #[allow(clippy::type_complexity)]
-        #[pg_extern(immutable, parallel_safe $(, name = $sql)?)]
+        #[pg_extern(immutable, parallel_safe $($sql)*)]
         fn $name(
             $($id: Option<i64>,)*
             $($classes)*,
@@ -39,7 +39,7 @@ macro_rules! plan_fn {
             let rows = plan_rows(request($node($($id),*), $parse, mode));
             TableIterator::new(rows)
         }
-    };
+    }};
 }
 
 /// A row of `plan_*`: step, key, lock_mode, role, scope, key_kind, class, classid, objid.
@@ -125,9 +125,9 @@ pub(super) fn blocker_rows(request: Parsed<Request>, wait: Option<Interval>) -> 
 /// `blockers_*`: one row per process (or lease) in the way of the request right now. `description` is,
 /// word for word, what the conflict error's DETAIL says of that process.
 macro_rules! blockers_fn {
-    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
+    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => { pastey::paste! {
         #[allow(clippy::type_complexity)]
-        #[pg_extern(volatile, parallel_restricted $(, name = $sql)?)]
+        #[pg_extern(volatile, parallel_restricted $($sql)*)]
         fn $name(
             $($id: Option<i64>,)*
             $($classes)*,
@@ -151,51 +151,18 @@ macro_rules! blockers_fn {
         > {
             TableIterator::new(blocker_rows(request($node($($id),*), $parse, mode), wait))
         }
-    };
+    }};
 }
 
 /// The inspection functions of one level, in both overloads.
-macro_rules! level_inspection_functions {
-    (
-        $node:ident ( $($id:ident),* ),
-        $plan:ident, $plan_many:ident = $plan_sql:literal,
-        $blockers:ident, $blockers_many:ident = $blockers_sql:literal $(,)?
-    ) => {
-        plan_fn!($plan, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class));
-        plan_fn!($plan_many = $plan_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes));
-        blockers_fn!($blockers, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class));
-        blockers_fn!($blockers_many = $blockers_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes));
+macro_rules! inspection_functions {
+    ($level:ident $ids:tt) => {
+        overloads!(plan_fn, plan, $level $ids);
+        overloads!(blockers_fn, blockers, $level $ids);
     };
 }
 
-level_inspection_functions!(
-    global(),
-    plan_global,
-    plan_global_classes = "plan_global",
-    blockers_global,
-    blockers_global_classes = "blockers_global"
-);
-level_inspection_functions!(
-    application(application_id),
-    plan_application,
-    plan_application_classes = "plan_application",
-    blockers_application,
-    blockers_application_classes = "blockers_application",
-);
-level_inspection_functions!(
-    table(application_id, table_id),
-    plan_table,
-    plan_table_classes = "plan_table",
-    blockers_table,
-    blockers_table_classes = "blockers_table",
-);
-level_inspection_functions!(
-    field(application_id, table_id, field_id),
-    plan_field,
-    plan_field_classes = "plan_field",
-    blockers_field,
-    blockers_field_classes = "blockers_field",
-);
+for_each_level!(inspection_functions);
 
 /// Everything this session holds through lockhier, transaction requests first.
 #[allow(clippy::type_complexity)]
@@ -219,10 +186,7 @@ fn held() -> TableIterator<
             Scope::Tree(node) => (node.level().name(), Some(*node)),
             Scope::Path(_) => ("path", None),
         };
-        let classes = match held.request.classes.names() {
-            [] => vec!["all".to_string()],
-            names => names.iter().map(|c| c.as_str().to_string()).collect(),
-        };
+        let classes = held.request.classes.listed();
         (
             held.hold.name().to_string(),
             level.to_string(),

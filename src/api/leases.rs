@@ -6,7 +6,7 @@
 
 use super::args::{self, application, field, global, many_classes, one_class, scoped, table, Parsed};
 use super::errors::{self, or_report};
-use crate::engine::{drop_guard, lease_table, leases};
+use crate::engine::lease::{backend, drop_guard, keeper, table};
 use lockhier_core::lease::in_use::Dropping;
 use lockhier_core::lease::{ttl_from_micros, Owner};
 use lockhier_core::request::required;
@@ -24,7 +24,7 @@ pub fn init() {
     // A setting that needs a restart can only be defined as the server starts (PostgreSQL
     // ends the backend otherwise): without shared_preload_libraries there are no leases, and
     // no setting for them.
-    if !leases::preloading() {
+    if !backend::preloading() {
         return;
     }
     pgrx::GucRegistry::define_int_guc(
@@ -41,13 +41,13 @@ pub fn init() {
         c"lockhier.fence_timeout",
         c"How long past its expiry a lease may be kept by a transaction that validated it.",
         c"Past the lease's expiry plus this, the lease keeper terminates the backends whose open transactions validated the lease (lease_valid), and the lease expires.",
-        &crate::engine::keeper::FENCE_TIMEOUT,
+        &keeper::FENCE_TIMEOUT,
         1,
         24 * 60 * 60,
         pgrx::GucContext::Sighup,
         pgrx::GucFlags::UNIT_S,
     );
-    leases::install(MAX_LEASES.get() as usize);
+    backend::install(MAX_LEASES.get() as usize);
     drop_guard::install(refuse_drop);
 }
 
@@ -58,12 +58,12 @@ fn refuse_drop(dropping: Dropping) {
 }
 
 fn owner(owner: Option<&str>) -> Parsed<Owner> {
-    Owner::parse(required(owner, "owner")?)
+    Ok(Owner::parse(required(owner, "owner")?)?)
 }
 
 fn ttl(ttl: Option<Interval>) -> Parsed<Duration> {
     let ttl = required(ttl, "ttl")?;
-    ttl_from_micros(ttl.as_micros(), || ttl.to_string())
+    Ok(ttl_from_micros(ttl.as_micros(), || ttl.to_string())?)
 }
 
 /// The body of every `lease_*` and `try_lease_*`: the token, or NULL for a refused `try_`.
@@ -83,15 +83,15 @@ pub(super) fn take(
     let request: Request = or_report(scoped(Ok(scope), classes, mode));
     let ttl = or_report(ttl(ttl_arg));
     let wait = or_report(args::wait(wait));
-    or_report(leases::take(request, owner, ttl, wait, refusal_is_an_error))
+    or_report(backend::take(request, owner, ttl, wait, refusal_is_an_error))
 }
 
 /// One `lease_*` or `try_lease_*` function; `$refusal_is_an_error` tells which.
 macro_rules! lease_fn {
-    ($name:ident $(= $sql:literal)?, ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => {
+    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => { pastey::paste! {
         // The SQL function's own parameters: the level's ids, owner, class(es), mode, ttl, wait.
         #[allow(clippy::too_many_arguments)]
-        #[pg_extern(volatile, parallel_unsafe $(, name = $sql)?)]
+        #[pg_extern(volatile, parallel_unsafe $($sql)*)]
         fn $name(
             $($id: Option<i64>,)*
             owner: Option<&str>,
@@ -102,51 +102,18 @@ macro_rules! lease_fn {
         ) -> Option<i64> {
             take($node($($id),*).map(Scope::Tree), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
         }
-    };
+    }};
 }
 
 /// Every lease function of one level, in both overloads.
-macro_rules! level_lease_functions {
-    (
-        $node:ident ( $($id:ident),* ),
-        $lease:ident, $lease_many:ident = $lease_sql:literal,
-        $try_lease:ident, $try_lease_many:ident = $try_lease_sql:literal $(,)?
-    ) => {
-        lease_fn!($lease, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class), true);
-        lease_fn!($lease_many = $lease_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes), true);
-        lease_fn!($try_lease, ($($id),*), $node, (class: default!(Option<&str>, "'all'")), one_class(class), false);
-        lease_fn!($try_lease_many = $try_lease_sql, ($($id),*), $node, (classes: Option<Array<&str>>), many_classes(classes), false);
+macro_rules! lease_functions {
+    ($level:ident $ids:tt) => {
+        overloads!(lease_fn, lease, $level $ids, true);
+        overloads!(lease_fn, try_lease, $level $ids, false);
     };
 }
 
-level_lease_functions!(
-    global(),
-    lease_global,
-    lease_global_classes = "lease_global",
-    try_lease_global,
-    try_lease_global_classes = "try_lease_global"
-);
-level_lease_functions!(
-    application(application_id),
-    lease_application,
-    lease_application_classes = "lease_application",
-    try_lease_application,
-    try_lease_application_classes = "try_lease_application",
-);
-level_lease_functions!(
-    table(application_id, table_id),
-    lease_table,
-    lease_table_classes = "lease_table",
-    try_lease_table,
-    try_lease_table_classes = "try_lease_table",
-);
-level_lease_functions!(
-    field(application_id, table_id, field_id),
-    lease_field,
-    lease_field_classes = "lease_field",
-    try_lease_field,
-    try_lease_field_classes = "try_lease_field",
-);
+for_each_level!(lease_functions);
 
 fn token(token: Option<i64>) -> i64 {
     or_report(required(token, "token"))
@@ -167,7 +134,7 @@ fn renew_lease(
 ) -> bool {
     let token = self::token(token);
     let ttl = ttl.map(|t| or_report(ttl_from_micros(t.as_micros(), || t.to_string())));
-    let renewed = or_report(leases::renew(token, ttl, checked_owner(owner)));
+    let renewed = or_report(backend::renew(token, ttl, checked_owner(owner)));
     if !renewed {
         errors::warn_lease_not_held(token);
     }
@@ -178,7 +145,7 @@ fn renew_lease(
 #[pg_extern(volatile, parallel_unsafe)]
 fn release_lease(token: Option<i64>, owner: default!(Option<&str>, "NULL")) -> bool {
     let token = self::token(token);
-    let released = or_report(leases::release(token, checked_owner(owner)));
+    let released = or_report(backend::release(token, checked_owner(owner)));
     if !released {
         errors::warn_lease_not_held(token);
     }
@@ -190,13 +157,13 @@ fn release_lease(token: Option<i64>, owner: default!(Option<&str>, "NULL")) -> b
 #[pg_extern(volatile, parallel_unsafe)]
 fn release_leases(owner: Option<&str>) -> i32 {
     let owner = or_report(self::owner(owner));
-    or_report(leases::release_all(owner))
+    or_report(backend::release_all(owner))
 }
 
 /// True if the lease is held now; it then stays held until the calling transaction ends.
 #[pg_extern(volatile, parallel_unsafe)]
 fn lease_valid(token: Option<i64>) -> bool {
-    or_report(leases::valid(self::token(token)))
+    or_report(backend::valid(self::token(token)))
 }
 
 /// The rows of the `leases` view: the leases of this database. `held` is false for a lease of
@@ -219,12 +186,9 @@ fn lease_list() -> TableIterator<
     ),
 > {
     let at = |t: i64| TimestampWithTimeZone::try_from(t).ok();
-    TableIterator::new(lease_table::list().into_iter().map(move |lease| {
+    TableIterator::new(table::list().into_iter().map(move |lease| {
         let request = lease.request.request();
-        let classes = match request.classes.names() {
-            [] => vec!["all".to_string()],
-            names => names.iter().map(|c| c.as_str().to_string()).collect(),
-        };
+        let classes = request.classes.listed();
         (
             lease.token,
             lease.owner.as_str().to_string(),
@@ -234,7 +198,7 @@ fn lease_list() -> TableIterator<
             at(lease.acquired_at),
             at(lease.renewed_at),
             at(lease.expires_at),
-            leases::role_name(lease.role),
+            backend::role_name(lease.role),
             lease.held,
         )
     }))

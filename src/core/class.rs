@@ -1,12 +1,27 @@
 //! Operation classes: validated, case-insensitive names, or `all`.
 
-use crate::error::LockhierError;
 use crate::text::shown;
 use std::fmt;
 
 pub const MAX_CLASS_LEN: usize = 63;
 pub const MAX_CLASSES: usize = 64;
 const ALL_CLASSES: &str = "all";
+
+/// The ways a class argument can be wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassError {
+    #[error("invalid class name \"{class}\": {reason}")]
+    Invalid { class: String, reason: ClassProblem },
+
+    #[error("classes must not be empty")]
+    Empty,
+
+    #[error("classes must not contain NULL")]
+    NullElement,
+
+    #[error("too many classes: more than {MAX_CLASSES} distinct names in one request")]
+    TooMany,
+}
 
 /// A validated, lower-case class name, stored inline so that parsing a request allocates nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,8 +39,8 @@ impl ClassName {
         std::str::from_utf8(&self.bytes[..self.len as usize]).expect("class names are ASCII")
     }
 
-    fn parse(raw: &str) -> Result<ClassName, LockhierError> {
-        let invalid = |reason| LockhierError::InvalidClass { class: shown(raw), reason };
+    fn parse(raw: &str) -> Result<ClassName, ClassError> {
+        let invalid = |reason| ClassError::Invalid { class: shown(raw), reason };
         if raw.is_empty() {
             return Err(invalid(ClassProblem::Empty));
         }
@@ -81,7 +96,7 @@ pub enum Classes {
 }
 
 impl Classes {
-    pub fn parse_one(raw: &str) -> Result<Classes, LockhierError> {
+    pub fn parse_one(raw: &str) -> Result<Classes, ClassError> {
         let class = ClassName::parse(raw)?;
         Ok(if class.is_all() { Classes::All } else { Classes::One(class) })
     }
@@ -91,12 +106,12 @@ impl Classes {
     /// Reads the elements one at a time and keeps only the distinct names, so a huge array
     /// costs no memory here: it is refused at its 65th distinct name, and a name repeated a
     /// million times is stored once.
-    pub fn parse_many<'a>(raw: impl IntoIterator<Item = Option<&'a str>>) -> Result<Classes, LockhierError> {
+    pub fn parse_many<'a>(raw: impl IntoIterator<Item = Option<&'a str>>) -> Result<Classes, ClassError> {
         let mut names: Vec<ClassName> = Vec::new();
         let mut all = false;
         let mut any = false;
         for element in raw {
-            let class = ClassName::parse(element.ok_or(LockhierError::NullClassElement)?)?;
+            let class = ClassName::parse(element.ok_or(ClassError::NullElement)?)?;
             any = true;
             if class.is_all() {
                 all = true;
@@ -104,13 +119,13 @@ impl Classes {
             }
             if let Err(slot) = names.binary_search(&class) {
                 if names.len() == MAX_CLASSES {
-                    return Err(LockhierError::TooManyClasses);
+                    return Err(ClassError::TooMany);
                 }
                 names.insert(slot, class);
             }
         }
         if !any {
-            return Err(LockhierError::EmptyClasses);
+            return Err(ClassError::Empty);
         }
         if all {
             return Ok(Classes::All);
@@ -135,6 +150,15 @@ impl Classes {
             Classes::All => &[],
             Classes::One(class) => std::slice::from_ref(class),
             Classes::Many(classes) => classes,
+        }
+    }
+
+    /// The class names as the views, `held()` and the journal list them: `["all"]` for all
+    /// classes.
+    pub fn listed(&self) -> Vec<String> {
+        match self.names() {
+            [] => vec![ALL_CLASSES.to_string()],
+            names => names.iter().map(|c| c.as_str().to_string()).collect(),
         }
     }
 
@@ -176,7 +200,7 @@ mod tests {
             assert!(Classes::parse_one(ok).is_ok(), "{ok} should be valid");
         }
         let problem = |raw: &str| match Classes::parse_one(raw) {
-            Err(LockhierError::InvalidClass { reason, .. }) => reason,
+            Err(ClassError::Invalid { reason, .. }) => reason,
             other => panic!("{raw:?} gave {other:?}"),
         };
         assert_eq!(problem(""), ClassProblem::Empty);
@@ -192,12 +216,12 @@ mod tests {
         assert_eq!(many(&[Some("b"), Some("A"), Some("b")]).unwrap().to_string(), "\"a\", \"b\"");
         assert_eq!(many(&[Some("x"), Some("X")]).unwrap(), Classes::parse_one("x").unwrap());
         assert_eq!(many(&[Some("x"), Some("All")]).unwrap(), Classes::All);
-        assert!(matches!(many(&[]), Err(LockhierError::EmptyClasses)));
-        assert!(matches!(many(&[Some("a"), None]), Err(LockhierError::NullClassElement)));
+        assert!(matches!(many(&[]), Err(ClassError::Empty)));
+        assert!(matches!(many(&[Some("a"), None]), Err(ClassError::NullElement)));
         let too_many: Vec<String> = (0..=MAX_CLASSES).map(|i| format!("c{i}")).collect();
         assert!(matches!(
             Classes::parse_many(too_many.iter().map(|c| Some(c.as_str()))),
-            Err(LockhierError::TooManyClasses)
+            Err(ClassError::TooMany)
         ));
         let at_most: Vec<String> = (0..MAX_CLASSES).map(|i| format!("c{i}")).collect();
         assert_eq!(Classes::parse_many(at_most.iter().map(|c| Some(c.as_str()))).unwrap().names().len(), 64);
@@ -216,7 +240,7 @@ mod tests {
             read.set(read.get() + 1);
             Some(n.as_str())
         });
-        assert!(matches!(Classes::parse_many(counted), Err(LockhierError::TooManyClasses)));
+        assert!(matches!(Classes::parse_many(counted), Err(ClassError::TooMany)));
         assert_eq!(read.get(), MAX_CLASSES + 1, "stops at the 65th distinct name");
 
         let repeated = std::iter::repeat_n(Some("same"), 3_000_000).chain([Some("other")]);

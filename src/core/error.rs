@@ -1,43 +1,32 @@
-//! Everything a user can get wrong or run into, as plain data with its message. How each is
-//! raised (SQLSTATE, DETAIL, HINT) is the SQL layer's to say, in one place.
+//! Everything a user can get wrong or run into, as plain data with its message: the errors
+//! of the modules that parse arguments (each owns its own, and promises only those), composed,
+//! and the refusals found while taking a request. How each is raised (SQLSTATE, DETAIL, HINT)
+//! is the SQL layer's to say, in one place; the DETAIL of a conflict is `conflict`'s to write.
 
-use crate::class::{ClassProblem, MAX_CLASSES};
-use crate::holder::{Blocker, Process};
+use crate::class::ClassError;
+use crate::conflict::{Conflict, RowConflict, TableLocked};
 use crate::lease::in_use::HeldLeases;
-use crate::lease::{OwnerProblem, MAX_TTL};
-use crate::request::{Mode, Request};
-use crate::row_mode::RowMode;
-use std::fmt::Write;
-use std::time::Duration;
+use crate::lease::{InvalidOwner, InvalidTtl};
+use crate::request::{NegativeWait, NullArgument, UnknownMode};
+use crate::row_mode::UnknownRowMode;
+use crate::scope::IdPathError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockhierError {
-    #[error("argument \"{0}\" must not be null")]
-    NullArgument(&'static str),
+    #[error(transparent)]
+    NullArgument(#[from] NullArgument),
 
-    #[error("unknown lock mode \"{0}\": expected {valid}", valid = Mode::VALID.replace(", ", " or "))]
-    UnknownMode(String),
+    #[error(transparent)]
+    UnknownMode(#[from] UnknownMode),
 
-    #[error("invalid class name \"{class}\": {reason}")]
-    InvalidClass { class: String, reason: ClassProblem },
+    #[error(transparent)]
+    Class(#[from] ClassError),
 
-    #[error("classes must not be empty")]
-    EmptyClasses,
+    #[error(transparent)]
+    NegativeWait(#[from] NegativeWait),
 
-    #[error("classes must not contain NULL")]
-    NullClassElement,
-
-    #[error("too many classes: more than {MAX_CLASSES} distinct names in one request")]
-    TooManyClasses,
-
-    #[error("wait must not be negative: \"{0}\"")]
-    NegativeWait(String),
-
-    #[error("a path has at most 3 ids (application, table, field), not {0}")]
-    PathTooLong(usize),
-
-    #[error("path must not contain NULL")]
-    NullPathElement,
+    #[error(transparent)]
+    IdPath(#[from] IdPathError),
 
     /// A path of names refused (`path.rs`).
     #[error(transparent)]
@@ -46,8 +35,8 @@ pub enum LockhierError {
     #[error("operation in progress: cannot lock {}", .0.request)]
     Conflict(Box<Conflict>),
 
-    #[error("unknown row lock mode \"{0}\": expected {valid}", valid = RowMode::VALID)]
-    UnknownRowMode(String),
+    #[error(transparent)]
+    UnknownRowMode(#[from] UnknownRowMode),
 
     #[error("relation with OID {0} does not exist")]
     NoSuchRelation(u32),
@@ -81,11 +70,11 @@ pub enum LockhierError {
     #[error("operation in progress: cannot lock {} rows for {}: {} is locked", .0.table, .0.mode.name(), .0.what_is_locked())]
     TableLocked(Box<TableLocked>),
 
-    #[error("invalid lease owner \"{owner}\": {reason}")]
-    InvalidOwner { owner: String, reason: OwnerProblem },
+    #[error(transparent)]
+    InvalidOwner(#[from] InvalidOwner),
 
-    #[error("ttl must be positive and at most {hours} h: \"{0}\"", hours = MAX_TTL.as_secs() / 3600)]
-    InvalidTtl(String),
+    #[error(transparent)]
+    InvalidTtl(#[from] InvalidTtl),
 
     #[error("lockhier leases are not available: lockhier is not in shared_preload_libraries")]
     LeasesNotLoaded,
@@ -123,89 +112,4 @@ pub enum LockhierError {
 
     #[error("cannot drop role \"{role}\": it holds {}", .held.lockhier_leases())]
     RoleHasLeases { role: String, held: Box<HeldLeases> },
-}
-
-/// Rows that could not be locked because the table (or one of its partitions) is locked in a
-/// mode that keeps row locks out, such as `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE`.
-#[derive(Debug)]
-pub struct TableLocked {
-    /// The table asked for, as `regclass` shows it.
-    pub table: String,
-    /// The relation that is locked: the table itself, or a partition or child of it.
-    pub locked: String,
-    pub mode: RowMode,
-    pub holders: Vec<Blocker>,
-    pub waited: Option<Duration>,
-}
-
-impl TableLocked {
-    pub fn what_is_locked(&self) -> String {
-        if self.locked == self.table {
-            "the table".to_string()
-        } else {
-            format!("its partition {}", self.locked)
-        }
-    }
-}
-
-/// Rows that could not be locked because other transactions hold conflicting row locks.
-#[derive(Debug)]
-pub struct RowConflict {
-    /// The table as `regclass` shows it.
-    pub table: String,
-    /// The key column, quoted where it needs to be.
-    pub column: String,
-    pub mode: RowMode,
-    /// One entry per process found holding some of the rows.
-    pub lockers: Vec<RowLocker>,
-    pub waited: Option<Duration>,
-}
-
-#[derive(Debug)]
-pub struct RowLocker {
-    pub pid: i32,
-    /// How many of the rows it holds.
-    pub rows: usize,
-    /// Their distinct key column values, as text, in key order.
-    pub keys: Vec<String>,
-    pub process: Option<Process>,
-    /// The top-level transaction holding them, named when it is a prepared one.
-    pub xid: Option<u32>,
-}
-
-/// A request refused because other sessions hold (or queue ahead for) conflicting locks.
-#[derive(Debug)]
-pub struct Conflict {
-    pub request: Request,
-    pub blockers: Vec<Blocker>,
-    /// How long the request waited before giving up; `None` when it did not wait.
-    pub waited: Option<Duration>,
-}
-
-/// How many keys an error names before it says "and N more".
-const KEYS_SHOWN: usize = 10;
-
-pub fn list_keys(keys: &[String]) -> String {
-    let mut listed = keys.iter().take(KEYS_SHOWN).cloned().collect::<Vec<_>>().join(", ");
-    if keys.len() > KEYS_SHOWN {
-        let _ = write!(listed, " and {} more", keys.len() - KEYS_SHOWN);
-    }
-    listed
-}
-
-impl RowConflict {
-    /// `database_field rows with id 99, 100 for update`
-    fn what(&self) -> String {
-        let mut keys: Vec<String> = Vec::new();
-        for key in self.lockers.iter().flat_map(|l| &l.keys) {
-            if !keys.contains(key) {
-                keys.push(key.clone());
-            }
-        }
-        if keys.is_empty() {
-            format!("{} rows for {}", self.table, self.mode.name())
-        } else {
-            format!("{} rows with {} {} for {}", self.table, self.column, list_keys(&keys), self.mode.name())
-        }
-    }
 }

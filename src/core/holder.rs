@@ -142,10 +142,21 @@ pub fn since(process: Option<&Process>, holds_session_locks: bool) -> String {
         Some(Some(age)) if holds_session_locks => {
             format!(" as a session lock or in its current transaction, running for {}", human_duration(age))
         }
-        Some(Some(age)) => format!(" in a transaction running for {}", human_duration(age)),
+        Some(Some(age)) => in_transaction(age),
         Some(None) => " as a session lock, outside any transaction".to_string(),
         None => String::new(),
     }
+}
+
+/// How long the process's current transaction has run, when the current user may see it and
+/// it is in one.
+pub fn transaction_age(process: Option<&Process>) -> Option<Duration> {
+    process.and_then(|p| p.details.as_ref()).and_then(|d| d.xact_age)
+}
+
+/// ` in a transaction running for 3.1 s`
+pub fn in_transaction(age: Duration) -> String {
+    format!(" in a transaction running for {}", human_duration(age))
 }
 
 /// What a holder of `mode` on the key of `target` has locked, as far as the key can tell: the

@@ -3,7 +3,6 @@
 //! the journal that keeps leases across restarts.
 
 use crate::class::{ClassName, Classes, MAX_CLASSES};
-use crate::error::LockhierError;
 use crate::path::{Path, MAX_DEPTH, MAX_NAME_LEN};
 use crate::request::{Mode, Request};
 use crate::scope::{Node, Scope};
@@ -18,6 +17,17 @@ pub const MAX_OWNER_LEN: usize = 1024;
 
 /// The longest ttl a lease may be taken or renewed for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid lease owner \"{owner}\": {reason}")]
+pub struct InvalidOwner {
+    pub owner: String,
+    pub reason: OwnerProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ttl must be positive and at most {hours} h: \"{0}\"", hours = MAX_TTL.as_secs() / 3600)]
+pub struct InvalidTtl(pub String);
 
 /// Who holds a lease: a name of 1 to 1,024 bytes, compared exactly, that shows as what it is
 /// (see [`Owner::parse`]): leases are listed by owner in the `leases` view and named by owner in
@@ -88,9 +98,9 @@ impl Owner {
     /// characters, line and paragraph separators); not blank, and no white space at either end
     /// (`"job "` would pass for `"job"`). Anything else is kept as written: punctuation, inner
     /// spaces, every script, emoji.
-    pub fn parse(raw: &str) -> Result<Owner, LockhierError> {
+    pub fn parse(raw: &str) -> Result<Owner, InvalidOwner> {
         let owner = Owner::stored(raw)?;
-        let invalid = |reason| LockhierError::InvalidOwner { owner: shown_owner(raw), reason };
+        let invalid = |reason| InvalidOwner { owner: shown_owner(raw), reason };
         if let Some(c) = raw.chars().find(|&c| invisible_kind(c).is_some()) {
             return Err(invalid(OwnerProblem::Invisible(c)));
         }
@@ -106,8 +116,8 @@ impl Owner {
     /// An owner name as the journal keeps it: the rule of lockhier 0.2.0 (not empty, no control
     /// characters; 0.2.0 allowed at most 200 bytes, 0.3.0 1,024), so that a lease taken before [`Owner::parse`] refused invisible
     /// characters and white space at the edges is still held again after an upgrade.
-    pub fn stored(raw: &str) -> Result<Owner, LockhierError> {
-        let invalid = |reason| LockhierError::InvalidOwner { owner: shown_owner(raw), reason };
+    pub fn stored(raw: &str) -> Result<Owner, InvalidOwner> {
+        let invalid = |reason| InvalidOwner { owner: shown_owner(raw), reason };
         if raw.is_empty() {
             return Err(invalid(OwnerProblem::Empty));
         }
@@ -142,9 +152,9 @@ impl fmt::Debug for Owner {
 
 /// A ttl argument: positive and at most [`MAX_TTL`]. `micros` is the interval's length (as
 /// for waits); `shown` is the interval as written, for the error.
-pub fn ttl_from_micros(micros: i128, shown: impl FnOnce() -> String) -> Result<Duration, LockhierError> {
+pub fn ttl_from_micros(micros: i128, shown: impl FnOnce() -> String) -> Result<Duration, InvalidTtl> {
     if micros <= 0 || micros > MAX_TTL.as_micros() as i128 {
-        return Err(LockhierError::InvalidTtl(shown()));
+        return Err(InvalidTtl(shown()));
     }
     Ok(Duration::from_micros(micros as u64))
 }
@@ -306,21 +316,25 @@ pub fn decide<'a>(
     }
 }
 
+/// A new lease asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub database: u32,
+    pub owner: Owner,
+    pub request: FixedRequest,
+    pub role: u32,
+    pub ttl: Duration,
+    /// The asking backend's pid: its own announced handoff is not in its way.
+    pub asker: i32,
+}
+
 /// What a backend asks the lease keeper, through shared memory.
 // It lives in a fixed-size shared-memory slot: boxing the large variant would put its data on
 // one process's heap, out of the keeper's reach.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Ask {
-    Grant {
-        database: u32,
-        owner: Owner,
-        request: FixedRequest,
-        role: u32,
-        ttl: Duration,
-        /// The asking backend's pid: its own announced handoff is not in its way.
-        asker: i32,
-    },
+    Grant(Wanted),
     Renew {
         database: u32,
         token: i64,
@@ -396,6 +410,7 @@ impl fmt::Debug for ShortText {
 pub mod in_use;
 pub mod index;
 pub mod journal;
+pub mod restore;
 
 #[cfg(test)]
 mod tests {
@@ -444,7 +459,7 @@ mod tests {
         assert_eq!(Owner::parse("csv-import #55").unwrap().as_str(), "csv-import #55");
         assert_eq!(Owner::parse(&"x".repeat(1024)).unwrap().as_str().len(), 1024);
         let problem = |raw: &str| match Owner::parse(raw) {
-            Err(LockhierError::InvalidOwner { reason, .. }) => reason,
+            Err(InvalidOwner { reason, .. }) => reason,
             other => panic!("{raw:?}: {other:?}"),
         };
         assert_eq!(problem(""), OwnerProblem::Empty);
@@ -483,8 +498,7 @@ mod tests {
                 assert_eq!(owner.as_str(), raw, "kept as written");
                 None
             }
-            Err(LockhierError::InvalidOwner { reason, .. }) => Some(reason),
-            Err(other) => panic!("{raw:?}: {other:?}"),
+            Err(InvalidOwner { reason, .. }) => Some(reason),
         }
     }
 
@@ -608,7 +622,7 @@ mod tests {
         assert_eq!(ttl_from_micros(1, shown).unwrap(), Duration::from_micros(1));
         assert_eq!(ttl_from_micros(MAX_TTL.as_micros() as i128, shown).unwrap(), MAX_TTL);
         for bad in [0, -1, MAX_TTL.as_micros() as i128 + 1, i128::MAX] {
-            assert!(matches!(ttl_from_micros(bad, shown), Err(LockhierError::InvalidTtl(_))), "{bad}");
+            assert!(matches!(ttl_from_micros(bad, shown), Err(InvalidTtl(_))), "{bad}");
         }
     }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod class;
+pub mod conflict;
 pub mod error;
 pub mod holder;
 pub mod key;

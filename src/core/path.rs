@@ -17,6 +17,8 @@ pub const MAX_NAME_LEN: usize = 255;
 pub enum PathError {
     #[error("a path has 1 to {MAX_DEPTH} names, not {0}")]
     Depth(usize),
+    #[error("path must not contain NULL")]
+    NullName,
     #[error("name {position} of the path is empty")]
     EmptyName { position: usize },
     #[error("name {position} of the path, \"{name}\", is longer than {MAX_NAME_LEN} bytes")]

@@ -2,11 +2,23 @@
 //! requests of different holders conflict (`docs/lock-model.md`).
 
 use crate::class::Classes;
-use crate::error::LockhierError;
 use crate::scope::Scope;
 use crate::text::shown;
 use std::fmt;
 use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown lock mode \"{0}\": expected {valid}", valid = Mode::VALID.replace(", ", " or "))]
+pub struct UnknownMode(pub String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("wait must not be negative: \"{0}\"")]
+pub struct NegativeWait(pub String);
+
+/// An argument that was SQL NULL where a value is required, by the argument's name.
+#[derive(Debug, thiserror::Error)]
+#[error("argument \"{0}\" must not be null")]
+pub struct NullArgument(pub &'static str);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -17,13 +29,13 @@ pub enum Mode {
 impl Mode {
     pub const VALID: &'static str = "share, exclusive";
 
-    pub fn parse(raw: &str) -> Result<Mode, LockhierError> {
+    pub fn parse(raw: &str) -> Result<Mode, UnknownMode> {
         if raw.eq_ignore_ascii_case("share") {
             Ok(Mode::Share)
         } else if raw.eq_ignore_ascii_case("exclusive") {
             Ok(Mode::Exclusive)
         } else {
-            Err(LockhierError::UnknownMode(shown(raw)))
+            Err(UnknownMode(shown(raw)))
         }
     }
 
@@ -97,29 +109,44 @@ pub enum Wait {
 }
 
 impl Wait {
-    /// What is left of this wait once `elapsed` of it has been spent.
-    pub fn left_after(self, elapsed: std::time::Duration) -> Wait {
+    /// How long it may still wait once `elapsed` of it has been spent, as a timeout: `None`
+    /// for no limit, zero when nothing is left or it may not wait at all.
+    pub fn remaining(self, elapsed: Duration) -> Option<Duration> {
         match self {
-            Wait::UpTo(limit) => Wait::UpTo(limit.saturating_sub(elapsed)),
-            other => other,
+            Wait::No => Some(Duration::ZERO),
+            Wait::UpTo(limit) => Some(limit.saturating_sub(elapsed)),
+            Wait::Unbounded => None,
+        }
+    }
+
+    /// Whether it may still wait once `elapsed` of it has been spent.
+    pub fn has_time_left(self, elapsed: Duration) -> bool {
+        self.remaining(elapsed) != Some(Duration::ZERO)
+    }
+
+    /// What is left of this wait once `elapsed` of it has been spent.
+    pub fn left_after(self, elapsed: Duration) -> Wait {
+        match (self, self.remaining(elapsed)) {
+            (Wait::UpTo(_), Some(left)) => Wait::UpTo(left),
+            _ => self,
         }
     }
 
     /// `micros` is the interval's length (months count 30 days, days 24 hours, as
     /// `EXTRACT(EPOCH ...)` does); `None` is SQL NULL. `shown` is the interval as the user wrote it.
-    pub fn from_micros(micros: Option<i128>, shown: impl FnOnce() -> String) -> Result<Wait, LockhierError> {
+    pub fn from_micros(micros: Option<i128>, shown: impl FnOnce() -> String) -> Result<Wait, NegativeWait> {
         match micros {
             None => Ok(Wait::Unbounded),
             Some(0) => Ok(Wait::No),
-            Some(m) if m < 0 => Err(LockhierError::NegativeWait(shown())),
+            Some(m) if m < 0 => Err(NegativeWait(shown())),
             Some(m) => Ok(Wait::UpTo(Duration::from_micros(u64::try_from(m).unwrap_or(u64::MAX)))),
         }
     }
 }
 
 /// An id argument: SQL NULL must be refused by name, never turned into "lock nothing".
-pub fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, LockhierError> {
-    value.ok_or(LockhierError::NullArgument(argument))
+pub fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, NullArgument> {
+    value.ok_or(NullArgument(argument))
 }
 
 #[cfg(test)]
@@ -138,7 +165,7 @@ mod tests {
     fn modes_are_case_insensitive() {
         assert_eq!(Mode::parse("SHARE").unwrap(), Mode::Share);
         assert_eq!(Mode::parse("Exclusive").unwrap(), Mode::Exclusive);
-        assert!(matches!(Mode::parse("shared"), Err(LockhierError::UnknownMode(m)) if m == "shared"));
+        assert!(matches!(Mode::parse("shared"), Err(UnknownMode(m)) if m == "shared"));
     }
 
     #[test]
@@ -152,7 +179,7 @@ mod tests {
         );
         assert!(matches!(
             Wait::from_micros(Some(-1), shown),
-            Err(LockhierError::NegativeWait(s)) if s == "-1 s"
+            Err(NegativeWait(s)) if s == "-1 s"
         ));
     }
 

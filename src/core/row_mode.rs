@@ -1,7 +1,10 @@
 //! The four row-lock strengths of `SELECT ... FOR ...`.
 
-use crate::error::LockhierError;
 use crate::text::shown;
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown row lock mode \"{0}\": expected {valid}", valid = RowMode::VALID)]
+pub struct UnknownRowMode(pub String);
 
 /// The four row-lock strengths of `SELECT ... FOR ...`, weakest last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +19,7 @@ impl RowMode {
     pub const VALID: &'static str = "update, no key update, share or key share";
 
     /// Case and spacing are free: `'No Key  Update'` is `no key update`.
-    pub fn parse(raw: &str) -> Result<RowMode, LockhierError> {
+    pub fn parse(raw: &str) -> Result<RowMode, UnknownRowMode> {
         const SPELLINGS: [(&[&str], RowMode); 4] = [
             (&["update"], RowMode::Update),
             (&["no", "key", "update"], RowMode::NoKeyUpdate),
@@ -33,7 +36,7 @@ impl RowMode {
                         .all(|(word, expected)| word.eq_ignore_ascii_case(expected))
             })
             .map(|&(_, mode)| mode)
-            .ok_or_else(|| LockhierError::UnknownRowMode(shown(raw)))
+            .ok_or_else(|| UnknownRowMode(shown(raw)))
     }
 
     /// As in `FOR <name>`, lower case.
@@ -58,7 +61,7 @@ mod tests {
         assert_eq!(RowMode::parse("share").unwrap().name(), "share");
         assert_eq!(RowMode::parse("Key Share").unwrap(), RowMode::KeyShare);
         for bad in ["exclusive", "nokey update", "", "for update"] {
-            assert!(matches!(RowMode::parse(bad), Err(LockhierError::UnknownRowMode(_))), "{bad:?}");
+            assert!(matches!(RowMode::parse(bad), Err(UnknownRowMode(_))), "{bad:?}");
         }
     }
 }

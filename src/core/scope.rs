@@ -1,9 +1,18 @@
 //! Scopes: the nodes of the resource tree (global > application > table > field), each named
 //! by its whole path of ids.
 
-use crate::error::LockhierError;
 use crate::path::{Path, PathPrefix};
 use std::fmt;
+
+/// The ways a path of ids (`lock_path`, `plan_path`, ...) can be wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum IdPathError {
+    #[error("a path has at most 3 ids (application, table, field), not {0}")]
+    TooLong(usize),
+
+    #[error("path must not contain NULL")]
+    NullElement,
+}
 
 /// Levels of the resource tree, root first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,9 +56,9 @@ impl Node {
     pub const GLOBAL: Node = Node { level: Level::Global, ids: [0; 3] };
 
     /// `path` holds the application, table and field ids, as far as the node goes.
-    pub fn from_path(path: &[i64]) -> Result<Node, LockhierError> {
+    pub fn from_path(path: &[i64]) -> Result<Node, IdPathError> {
         if path.len() > 3 {
-            return Err(LockhierError::PathTooLong(path.len()));
+            return Err(IdPathError::TooLong(path.len()));
         }
         let mut ids = [0; 3];
         ids[..path.len()].copy_from_slice(path);
@@ -202,6 +211,6 @@ mod tests {
         let ancestors: Vec<String> = field.ancestors().map(|n| n.to_string()).collect();
         assert_eq!(ancestors, ["the global scope", "application 7", "table 12 (application 7)"]);
         assert!(Node::GLOBAL.ancestors().next().is_none());
-        assert!(matches!(Node::from_path(&[1, 2, 3, 4]), Err(LockhierError::PathTooLong(4))));
+        assert!(matches!(Node::from_path(&[1, 2, 3, 4]), Err(IdPathError::TooLong(4))));
     }
 }

@@ -63,10 +63,9 @@ fn two_units(large: u64, large_unit: &str, small: u64, small_unit: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::class::{ClassProblem, Classes};
-    use crate::error::LockhierError;
-    use crate::request::Mode;
-    use crate::row_mode::RowMode;
+    use crate::class::{ClassError, ClassProblem, Classes};
+    use crate::request::{Mode, UnknownMode};
+    use crate::row_mode::{RowMode, UnknownRowMode};
 
     #[test]
     fn durations_read_naturally() {
@@ -87,12 +86,12 @@ mod tests {
         let quoted = shown(&long);
         assert!(quoted.len() <= SHOWN_BYTES + 3 && quoted.ends_with("..."), "{}", quoted.len());
         match Classes::parse_one(&"x".repeat(10_000_000)) {
-            Err(LockhierError::InvalidClass { class, reason: ClassProblem::TooLong }) => {
+            Err(ClassError::Invalid { class, reason: ClassProblem::TooLong }) => {
                 assert_eq!(class, format!("{}...", "x".repeat(SHOWN_BYTES)))
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(Mode::parse(&long), Err(LockhierError::UnknownMode(m)) if m == quoted));
-        assert!(matches!(RowMode::parse(&long), Err(LockhierError::UnknownRowMode(m)) if m == quoted));
+        assert!(matches!(Mode::parse(&long), Err(UnknownMode(m)) if m == quoted));
+        assert!(matches!(RowMode::parse(&long), Err(UnknownRowMode(m)) if m == quoted));
     }
 }

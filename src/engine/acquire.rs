@@ -25,44 +25,74 @@ pub struct Refused {
 /// `Err(Refused)`; a cancel, a deadlock or any other error is raised after the release.
 pub fn take(plan: &Plan, hold: Hold, wait: Wait) -> Result<(), Refused> {
     let steps = plan.steps();
-    // Unwind-safe: the count always matches the locks held, at every point a panic can start.
-    let taken = AssertUnwindSafe(Cell::new(0));
-    PgTryBuilder::new(|| {
-        let mut started: Option<Instant> = None;
-        for step in steps {
-            if lockmgr::try_lock(step.key, step.mode, hold) {
-                taken.set(taken.get() + 1);
-                continue;
-            }
-            let began = *started.get_or_insert_with(Instant::now);
-            let timeout = match wait {
-                Wait::No => return refuse(steps, &taken, hold, None),
-                Wait::Unbounded => None,
-                Wait::UpTo(limit) => match limit.checked_sub(began.elapsed()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return refuse(steps, &taken, hold, Some(began.elapsed())),
-                },
-            };
-            match lockmgr::lock_waiting(step.key, step.mode, hold, timeout) {
-                Ok(()) => taken.set(taken.get() + 1),
-                Err(error) if lockmgr::is_lock_timeout(&error) => {
-                    return refuse(steps, &taken, hold, Some(began.elapsed()))
+    all_or_none(
+        steps,
+        |step| {
+            lockmgr::unlock(step.key, step.mode, hold);
+        },
+        |taken| {
+            let mut started: Option<Instant> = None;
+            for step in steps {
+                if lockmgr::try_lock(step.key, step.mode, hold) {
+                    taken.one_more();
+                    continue;
                 }
-                Err(error) => error.rethrow(),
+                let began = *started.get_or_insert_with(Instant::now);
+                let timeout = wait.remaining(began.elapsed());
+                if timeout == Some(Duration::ZERO) {
+                    return Err(Refused { waited: (wait != Wait::No).then(|| began.elapsed()) });
+                }
+                match lockmgr::lock_waiting(step.key, step.mode, hold, timeout) {
+                    Ok(()) => taken.one_more(),
+                    Err(error) if lockmgr::is_lock_timeout(&error) => {
+                        return Err(Refused { waited: Some(began.elapsed()) })
+                    }
+                    Err(error) => error.rethrow(),
+                }
             }
+            Ok(())
+        },
+    )
+}
+
+/// How many steps of a plan have been taken, so that exactly those are given back.
+pub struct Taken(Cell<usize>);
+
+impl Taken {
+    pub fn one_more(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Run `take`, which takes the steps of `steps` in order and counts each one it took in
+/// `Taken`; if it returns `Err` or raises, give back exactly those, leaf first, with
+/// `give_back` (then raise again). The one all-or-nothing of lockhier, for a backend's
+/// requests and the keeper's leases alike: for session locks a transaction abort would not
+/// give them back, and the keeper's are all session locks.
+pub fn all_or_none<T, E>(
+    steps: &[Step],
+    give_back: impl Fn(&Step),
+    take: impl FnOnce(&Taken) -> Result<T, E>,
+) -> Result<T, E> {
+    let taken = Taken(Cell::new(0));
+    // Unwind-safe: the count always matches the locks held, at every point a panic can start.
+    let give_back_taken = AssertUnwindSafe(|| {
+        for step in steps[..taken.0.replace(0)].iter().rev() {
+            give_back(step);
         }
-        Ok(())
-    })
+    });
+    PgTryBuilder::new(AssertUnwindSafe(|| {
+        let outcome = take(&taken);
+        if outcome.is_err() {
+            (*give_back_taken)();
+        }
+        outcome
+    }))
     .catch_others(|error| {
-        release(&steps[..taken.get()], hold);
+        (*give_back_taken)();
         error.rethrow()
     })
     .execute()
-}
-
-fn refuse(steps: &[Step], taken: &Cell<usize>, hold: Hold, waited: Option<Duration>) -> Result<(), Refused> {
-    release(&steps[..taken.replace(0)], hold);
-    Err(Refused { waited })
 }
 
 /// Give back one hold of each step, leaf first.

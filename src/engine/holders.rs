@@ -2,8 +2,8 @@
 //! array: on the error path and by `lockhier.blockers_*()`, which then word it alike
 //! (`lockhier_core::holder`).
 
-use super::lease_table;
-use crate::pg::{activity, clock, lockmgr, shmem};
+use super::lease;
+use crate::pg::{activity, clock, lease_area, lockmgr};
 use lockhier_core::holder::{describe_conflict, Blocker, Expiry, LeaseHolder};
 use lockhier_core::key;
 use lockhier_core::lockmode::{
@@ -29,7 +29,7 @@ fn find_including(plan: &Plan, me_too: bool) -> Vec<Blocker> {
     let mut keys: Vec<i64> = plan.steps().iter().map(|s| s.key).collect();
     keys.push(key::SENTINEL);
     let me = lockmgr::my_pid();
-    let keeper = shmem::area().and_then(|area| area.keeper_pid());
+    let keeper = lease_area::area().and_then(|area| area.keeper_pid());
     let mut blockers: Vec<Blocker> = Vec::new();
     let entries = lockmgr::holders_of(&keys);
     let session_holders: Vec<i32> =
@@ -75,7 +75,7 @@ fn leases_in_the_way(plan: &Plan, keeper: i32) -> Vec<Blocker> {
     let now = clock::now();
     let ago = |t: i64| Duration::from_micros((now - t).max(0) as u64);
     let mut found = Vec::new();
-    for lease in lease_table::list() {
+    for lease in lease::table::list() {
         let request = lease.request.request();
         let theirs = Plan::of(&request);
         let first = plan.steps().iter().find_map(|step| {

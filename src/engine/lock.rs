@@ -3,10 +3,12 @@
 //! back one hold at a time or all together.
 
 use super::acquire::{self, Refused};
-use super::{handoff, holders, leases, registry};
+use super::lease::{backend, handoff};
+use super::{holders, registry};
 use crate::pg::lockmgr::Hold;
 use crate::pg::xact;
-use lockhier_core::error::{Conflict, LockhierError};
+use lockhier_core::conflict::Conflict;
+use lockhier_core::error::LockhierError;
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use pgrx::prelude::*;
@@ -22,7 +24,7 @@ pub fn lock(
 ) -> Result<bool, LockhierError> {
     // Until the leases held before a restart (or before the keeper was restarted) are held
     // again, nothing may be granted that they would refuse.
-    leases::gate()?;
+    backend::gate()?;
     let plan = Plan::of(&request);
     let take = |wait: Wait| match hold {
         Hold::Transaction => acquire::take(&plan, hold, wait),

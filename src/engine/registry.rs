@@ -133,7 +133,7 @@ pub fn held() -> Vec<Held> {
 /// subtransaction that took them aborts; passed to the parent when it commits.
 fn on_transaction_end() {
     REGISTRY.with_borrow_mut(|r| r.transaction.clear());
-    super::leases::transaction_ended();
+    super::lease::backend::transaction_ended();
 }
 
 fn on_subtransaction_abort(subxact: SubTransactionId) {
@@ -154,7 +154,7 @@ pub fn install_callbacks() {
         transaction_end: on_transaction_end,
         subtransaction_abort: on_subtransaction_abort,
         subtransaction_commit: on_subtransaction_commit,
-        before_prepare: super::leases::refuse_prepare_while_fenced,
+        before_prepare: super::lease::backend::refuse_prepare_while_fenced,
     });
 }
 

@@ -1,35 +1,33 @@
 //! The lease keeper's process: a background worker started with the server when lockhier is
 //! in shared_preload_libraries, connected to no database, restarted a second after it exits
 //! (whether it stopped on an error or on pg_terminate_backend).
-//! What it does is the engine's (`engine::keeper`), registered here as a plain function.
+//! What it does is the engine's: the worker's entry point, `lockhier_lease_keeper_main`, is in
+//! `engine::lease::keeper`, and calls `start` and `exit` here around its work.
 
-use super::shmem;
+use super::lease_area;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-static MAIN: OnceLock<fn()> = OnceLock::new();
+/// The C symbol of the keeper's entry point (`engine::lease::keeper`).
+const ENTRY_POINT: &str = "lockhier_lease_keeper_main";
 
 /// Called from `_PG_init` while shared libraries are preloaded.
-pub fn register(main: fn()) {
-    if MAIN.set(main).is_err() {
-        return;
-    }
+pub fn register() {
     BackgroundWorkerBuilder::new("lockhier lease keeper")
         .set_type("lockhier lease keeper")
         .set_library("lockhier")
-        .set_function("lockhier_lease_keeper_main")
+        .set_function(ENTRY_POINT)
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
         .set_restart_time(Some(Duration::from_secs(1)))
         .load();
 }
 
-#[pg_guard]
-#[no_mangle]
-pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pg_sys::Datum) {
+/// The keeper process's start, before its work: signals, the connection, and the exit callback
+/// that marks the leases not held.
+pub fn start() {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     // No database: the lock manager takes any database's id in a lock tag, and the keeper reads
     // no catalog. This still sets up what taking locks needs (the process's PGPROC).
@@ -38,9 +36,10 @@ pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pg_sys::Datum) {
     // SAFETY: registered after the connection's own exit callback, so it runs before it: the
     // leases are marked not held before the keeper's locks are released.
     unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0)) };
-    if let Some(main) = MAIN.get() {
-        main();
-    }
+}
+
+/// The keeper process's end, after its work (it does not return).
+pub fn exit() {
     // Exit status 1, not the 0 a returning worker exits with: the postmaster unregisters a
     // worker that exits with 0, and a keeper stopped by pg_terminate_backend must come back
     // (a second later) to hold the leases again. At a server shutdown it is not restarted.
@@ -108,7 +107,7 @@ impl Default for TurnMemory {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_exit(_code: i32, _arg: pg_sys::Datum) {
-    if let Some(area) = shmem::area() {
+    if let Some(area) = lease_area::area() {
         area.retire_keeper();
     }
 }

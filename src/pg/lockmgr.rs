@@ -91,7 +91,7 @@ pub fn held_in_conflict(key: i64, mode: LockMode) -> bool {
 
 /// The key space of handoff locks (`objsubid = 4`): a backend whose lease request waits holds
 /// its handoff's lock in exclusive mode, and a conflicting lockhier request queues for it in
-/// share mode before taking its own locks (`shmem::handoffs`).
+/// share mode before taking its own locks (`lease_area::handoffs`).
 const HANDOFF: u16 = 4;
 
 /// Take the handoff lock `id` (unique: always available) as a session lock, so that the

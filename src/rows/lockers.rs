@@ -2,7 +2,7 @@
 
 use super::target::Target;
 use crate::pg::{activity, array, lockmgr, relations, subxact, tuplelock};
-use lockhier_core::error::RowLocker;
+use lockhier_core::conflict::RowLocker;
 use pgrx::datum::AnyArray;
 use pgrx::prelude::*;
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ mod target;
 use crate::engine::holders;
 use crate::pg::subxact::{self, LockTimeoutOverride};
 use crate::pg::{array, relations};
-use lockhier_core::error::{RowConflict, TableLocked};
+use lockhier_core::conflict::{RowConflict, TableLocked};
 use lockhier_core::{LockhierError, RowMode, Wait};
 use pgrx::datum::AnyArray;
 use pgrx::pg_sys::panic::CaughtError;
@@ -69,8 +69,9 @@ pub fn lock(
         })
         .unwrap_or_else(|error| panic!("preparing the locking statement failed: {error}"));
         step.set(Step::LockingRows);
+        // `nowait` makes the statement itself fail at once for Wait::No.
         let _limit = match wait_for {
-            Wait::UpTo(limit) => Some(LockTimeoutOverride::set(limit.saturating_sub(started.elapsed()))),
+            Wait::UpTo(_) => wait_for.remaining(started.elapsed()).map(LockTimeoutOverride::set),
             Wait::No | Wait::Unbounded => None,
         };
         let count = Spi::connect_mut(|client| {
@@ -127,15 +128,13 @@ fn lock_relations(
         if relations::try_lock(relation, TABLE_MODE) {
             continue;
         }
-        match wait_for {
-            Wait::No => return Err(relation),
-            Wait::UpTo(limit) => {
-                let left =
-                    limit.checked_sub(started.elapsed()).filter(|left| !left.is_zero()).ok_or(relation)?;
+        match wait_for.remaining(started.elapsed()) {
+            Some(Duration::ZERO) => return Err(relation),
+            Some(left) => {
                 let _limit = LockTimeoutOverride::set(left);
                 relations::lock(relation, TABLE_MODE);
             }
-            Wait::Unbounded => relations::lock(relation, TABLE_MODE),
+            None => relations::lock(relation, TABLE_MODE),
         }
     }
     Ok(())

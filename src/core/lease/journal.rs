@@ -77,10 +77,7 @@ pub struct Granted {
 impl From<&Lease> for Granted {
     fn from(lease: &Lease) -> Granted {
         let request = lease.request.request();
-        let classes = match request.classes.names() {
-            [] => vec!["all".to_string()],
-            names => names.iter().map(|c| c.as_str().to_string()).collect(),
-        };
+        let classes = request.classes.listed();
         Granted {
             database: lease.database,
             token: lease.token,

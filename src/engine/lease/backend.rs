@@ -3,14 +3,16 @@
 //! and the gate every lockhier request passes while the leases held before a restart are not
 //! yet held again. See `docs/leases.md`.
 
-use super::acquire::{self, Refused};
 use super::handoff;
-use super::holders;
-use super::lease_table::find;
+use super::table::find;
+use crate::engine::acquire::{self, Refused};
+use crate::engine::holders;
 use crate::pg::lockmgr::{self, Fence, Hold};
-use crate::pg::{clock, dropped_databases, keeper_process, roles, shmem, subxact, xact};
-use lockhier_core::error::{Conflict, LockhierError};
-use lockhier_core::lease::{shown_owner, Answer, Ask, Failure, FixedRequest, Lease, Owner};
+use crate::pg::{clock, dropped_databases, keeper_process, lease_area, roles, subxact, xact};
+use lockhier_core::conflict::Conflict;
+use lockhier_core::error::LockhierError;
+use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
+use lockhier_core::lease::{shown_owner, Answer, Ask, Failure, FixedRequest, Lease, Owner, Wanted};
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 /// Whether `_PG_init` runs as the server starts, with lockhier in shared_preload_libraries:
 /// the only time leases can be set up.
 pub fn preloading() -> bool {
-    shmem::preloading()
+    lease_area::preloading()
 }
 
 /// Called from `_PG_init` while lockhier is being preloaded: ask for the shared memory of
@@ -27,8 +29,8 @@ pub fn install(capacity: usize) {
     if !preloading() {
         return;
     }
-    shmem::request(capacity, || super::journal_file::holds_live_leases(clock::now()));
-    keeper_process::register(super::keeper::run);
+    lease_area::request(capacity, || super::journal_file::holds_live_leases(clock::now()));
+    keeper_process::register();
     dropped_databases::register(forget_database);
 }
 
@@ -38,7 +40,7 @@ pub fn install(capacity: usize) {
 /// asked. (Dropped while no keeper runs, in the second after one exited, they are held again
 /// from the journal until their expiry: documented.)
 fn forget_database(database: u32) {
-    if let Some(area) = shmem::area() {
+    if let Some(area) = lease_area::area() {
         if !area.tell_dropped(database) {
             keeper_process::log(
                 &format!("lockhier: the leases of dropped database {database} are kept until they expire: too many databases were dropped at once"),
@@ -59,28 +61,29 @@ const RESTORE_WAIT: Duration = Duration::from_secs(10);
 /// Every lockhier request passes here before it takes anything: one atomic read once the
 /// leases are restored, nothing at all without `shared_preload_libraries`.
 pub fn gate() -> Result<(), LockhierError> {
-    let Some(area) = shmem::area() else { return Ok(()) };
-    if area.restored() || xact::in_recovery() {
-        return Ok(());
-    }
-    if area.restore_given_up() {
-        return Err(LockhierError::LeasesNotRestored);
+    let Some(area) = lease_area::area() else { return Ok(()) };
+    match area.restore_state() {
+        RestoreState::Restored => return Ok(()),
+        _ if xact::in_recovery() => return Ok(()),
+        RestoreState::GivenUp => return Err(LockhierError::LeasesNotRestored),
+        RestoreState::Restoring => {}
     }
     let started = Instant::now();
-    while !area.restored() {
+    while area.restore_state() != RestoreState::Restored {
         if started.elapsed() > RESTORE_WAIT {
-            area.give_up_restore();
+            area.on_restore(RestoreEvent::WaitedTooLong);
             return Err(LockhierError::LeasesNotRestored);
         }
         pgrx::check_for_interrupts!();
-        shmem::wait_on_my_latch(Duration::from_millis(10));
+        lease_area::wait_on_my_latch(Duration::from_millis(10));
     }
     Ok(())
 }
 
-/// The shared area, once leases can be asked for here.
-fn keeper() -> Result<&'static shmem::Area, LockhierError> {
-    let area = shmem::area().ok_or(LockhierError::LeasesNotLoaded)?;
+/// The shared-memory area the keeper answers in, once leases can be asked for here: lockhier
+/// preloaded, no recovery, the leases of before a restart held again, a keeper running.
+fn area_with_keeper() -> Result<&'static lease_area::Area, LockhierError> {
+    let area = lease_area::area().ok_or(LockhierError::LeasesNotLoaded)?;
     if xact::in_recovery() {
         return Err(LockhierError::LeasesInRecovery);
     }
@@ -89,7 +92,7 @@ fn keeper() -> Result<&'static shmem::Area, LockhierError> {
     Ok(area)
 }
 
-fn ask(area: &shmem::Area, question: Ask) -> Result<Answer, LockhierError> {
+fn ask(area: &lease_area::Area, question: Ask) -> Result<Answer, LockhierError> {
     match area.ask(question) {
         None => Err(LockhierError::KeeperNotRunning),
         Some(Answer::Failed(failure)) => Err(match failure {
@@ -136,15 +139,15 @@ pub fn take(
     wait: Wait,
     refusal_is_an_error: bool,
 ) -> Result<Option<i64>, LockhierError> {
-    let area = keeper()?;
-    let question = Ask::Grant {
+    let area = area_with_keeper()?;
+    let question = Ask::Grant(Wanted {
         database: lockmgr::my_database(),
         owner,
         request: FixedRequest::of(&request),
         role: roles::current(),
         ttl,
         asker: lockmgr::my_pid(),
-    };
+    });
     let plan = Plan::of(&request);
     let started = Instant::now();
     let mut waited = None;
@@ -160,11 +163,7 @@ pub fn take(
         }
         // This session's own locks would be granted to it at once: waiting cannot help.
         let in_my_way = holders::find_for_lease(&plan).iter().any(|b| b.is_me);
-        let may_wait = match wait {
-            Wait::No => false,
-            Wait::UpTo(limit) => limit > started.elapsed(),
-            Wait::Unbounded => true,
-        };
+        let may_wait = wait.has_time_left(started.elapsed());
         let free = if may_wait && !in_my_way {
             waited = Some(started.elapsed());
             let mut in_line = true;
@@ -205,7 +204,7 @@ fn wait_until_free(plan: &Plan, wait: Wait) -> bool {
 /// Renew a lease: true with its expiry moved to now + `ttl` (its own ttl when `None`), false
 /// when it is no longer held.
 pub fn renew(token: i64, ttl: Option<Duration>, owner: Option<Owner>) -> Result<bool, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     owned_by(&lease, owner)?;
@@ -256,7 +255,7 @@ fn take_fence_unless_full(database: u32, token: i64, fence: Fence, hold: Hold) -
 /// Release a lease: true if it was held. Waits, in the server's queue, for the transactions
 /// that validated it to end.
 pub fn release(token: i64, owner: Option<Owner>) -> Result<bool, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     owned_by(&lease, owner)?;
@@ -268,14 +267,14 @@ pub fn release(token: i64, owner: Option<Owner>) -> Result<bool, LockhierError> 
 /// lock table) the keeper takes it without waiting and says `Fenced` while a transaction that
 /// validated the lease is open: ask again until it has ended (a cancel or
 /// `statement_timeout` ends the wait).
-fn release_fenced(area: &shmem::Area, lease: &Lease, fenced: bool) -> Result<bool, LockhierError> {
+fn release_fenced(area: &lease_area::Area, lease: &Lease, fenced: bool) -> Result<bool, LockhierError> {
     let question = Ask::Release { database: lease.database, token: lease.token, fenced };
     loop {
         match ask(area, question)? {
             Answer::Released(was_held) => return Ok(was_held),
             Answer::Fenced if !fenced => {
                 pgrx::check_for_interrupts!();
-                shmem::wait_on_my_latch(Duration::from_millis(10));
+                lease_area::wait_on_my_latch(Duration::from_millis(10));
             }
             other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
         }
@@ -289,7 +288,7 @@ fn release_fenced(area: &shmem::Area, lease: &Lease, fenced: bool) -> Result<boo
 /// `lock_timeout` releases nothing. (On a full lock table, where this backend cannot hold
 /// the fences, the leases are released one at a time under the keeper's.)
 pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let database = lockmgr::my_database();
     let everyone = roles::is_superuser();
     let me = roles::current();
@@ -319,7 +318,7 @@ pub fn release_all(owner: Owner) -> Result<i32, LockhierError> {
 /// Whether the lease is held now. When it is, it stays held (neither released nor expired)
 /// until the calling transaction ends: its fence is held in share mode until then.
 pub fn valid(token: i64) -> Result<bool, LockhierError> {
-    let area = keeper()?;
+    let area = area_with_keeper()?;
     let Some(lease) = find(area, token) else { return Ok(false) };
     permitted(&lease)?;
     let fence = take_fence(lease.database, token, Fence::Share, Hold::Transaction);

@@ -2,8 +2,8 @@
 //! `lockhier_core::lease::in_use`). The server's drop hook asks; the SQL layer raises the
 //! refusal.
 
-use super::leases;
-use crate::pg::{drop_hook, lockmgr, roles, shmem};
+use super::backend;
+use crate::pg::{drop_hook, lease_area, lockmgr, roles};
 use lockhier_core::error::LockhierError;
 use lockhier_core::lease::in_use::{self, Dropping, HeldLeases};
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 /// Called from `_PG_init` while lockhier is being preloaded (without it there are no leases,
 /// and nothing to refuse): `on_drop` is called as lockhier or a role is about to be dropped.
 pub fn install(on_drop: fn(Dropping)) {
-    if leases::preloading() {
+    if backend::preloading() {
         drop_hook::register(on_drop);
     }
 }
@@ -19,8 +19,8 @@ pub fn install(on_drop: fn(Dropping)) {
 /// The refusal of a drop, if leases are in its way. Waits, as every lockhier call does, for the
 /// leases held before a restart to be held again (they are not in shared memory until then).
 pub fn check(dropping: Dropping) -> Result<(), LockhierError> {
-    let Some(area) = shmem::area() else { return Ok(()) };
-    leases::gate()?;
+    let Some(area) = lease_area::area() else { return Ok(()) };
+    backend::gate()?;
     match dropping {
         Dropping::Lockhier => {
             let database = lockmgr::my_database();

@@ -11,7 +11,7 @@
 //!
 //! Every change to the leases goes through here, so the indexes and the table never disagree.
 
-use crate::pg::shmem;
+use crate::pg::lease_area;
 use lockhier_core::lease::{Decision, Lease, Owner, Timestamp};
 use lockhier_core::lockmode::LockMode;
 use lockhier_core::plan::Plan;
@@ -22,7 +22,7 @@ const MODES: [LockMode; 4] =
     [LockMode::RowShare, LockMode::RowExclusive, LockMode::Share, LockMode::Exclusive];
 
 pub struct Held {
-    area: &'static shmem::Area,
+    area: &'static lease_area::Area,
     by_key: HashMap<(u32, i64, LockMode), HashSet<i64>>,
     by_request: HashMap<(u32, u32, Owner, Request), i64>,
     by_expiry: BTreeSet<(Timestamp, i64)>,
@@ -36,7 +36,7 @@ fn steps_of(lease: &Lease) -> Vec<(i64, LockMode)> {
 }
 
 impl Held {
-    pub fn new(area: &'static shmem::Area) -> Held {
+    pub fn new(area: &'static lease_area::Area) -> Held {
         Held {
             area,
             by_key: HashMap::new(),

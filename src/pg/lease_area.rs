@@ -5,12 +5,13 @@
 //! It exists only when lockhier is in `shared_preload_libraries`: `area()` is `None` otherwise.
 
 use lockhier_core::lease::index::{self, Entry};
+use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
 use lockhier_core::lease::Lease;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod asks;
@@ -28,9 +29,8 @@ const AREA_NAME: &CStr = c"lockhier leases";
 /// entries), so that a lease is found by its token without a scan.
 pub struct Area {
     lock: AtomicPtr<pg_sys::LWLock>,
-    restored: AtomicBool,
-    /// A backend gave up waiting for the leases to be restored: later ones need not wait.
-    restore_given_up: AtomicBool,
+    /// A `RestoreState`, changed only through `RestoreState::after` (`on_restore`).
+    restore: AtomicU8,
     keeper_pid: AtomicI32,
     /// Counts keepers started since the server started: a question taken by one that has gone
     /// is told apart from one taken by the keeper running now (a pid could be reused).
@@ -119,7 +119,7 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
     let capacity = CAPACITY.load(Ordering::Relaxed);
     // Read before the lock below, which every process creating add-in areas waits for: the
     // journal may be long. Only the process that makes the area uses the answer.
-    let restored = !PEEK.get().is_some_and(|peek| peek());
+    let restore = RestoreState::initial(PEEK.get().is_some_and(|peek| peek()));
     let mut found = false;
     let init_lock = addin_shmem_init_lock();
     // SAFETY: AddinShmemInitLock serialises the creation of add-in areas between processes
@@ -136,8 +136,7 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
         unsafe {
             area.write(Area {
                 lock: AtomicPtr::new(std::ptr::null_mut()),
-                restored: AtomicBool::new(restored),
-                restore_given_up: AtomicBool::new(false),
+                restore: AtomicU8::new(restore as u8),
                 keeper_pid: AtomicI32::new(0),
                 keeper_generation: AtomicU64::new(0),
                 keeper_latch: AtomicPtr::new(std::ptr::null_mut()),
@@ -170,7 +169,7 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
 
 /// `AddinShmemInitLock`, a C macro for `&MainLWLockArray[21].lock` (the same in 13 to 18).
 fn addin_shmem_init_lock() -> *mut pg_sys::LWLock {
-    // SAFETY: MainLWLockArray is set up before any shmem startup hook runs.
+    // SAFETY: MainLWLockArray is set up before any lease_area startup hook runs.
     let array = unsafe { pg_sys::MainLWLockArray };
     // Entry 21 is AddinShmemInitLock in every supported version (lwlocknames.txt).
     let entry = array.wrapping_add(21);
@@ -317,23 +316,16 @@ impl Area {
         self.capacity
     }
 
-    pub fn restored(&self) -> bool {
-        self.restored.load(Ordering::Acquire)
+    pub fn restore_state(&self) -> RestoreState {
+        RestoreState::from_u8(self.restore.load(Ordering::Acquire))
     }
 
-    pub fn set_restored(&self, restored: bool) {
-        self.restored.store(restored, Ordering::Release);
-        if restored {
-            self.restore_given_up.store(false, Ordering::Release);
-        }
-    }
-
-    pub fn restore_given_up(&self) -> bool {
-        self.restore_given_up.load(Ordering::Acquire)
-    }
-
-    pub fn give_up_restore(&self) {
-        self.restore_given_up.store(true, Ordering::Release);
+    /// Move the restore state on, atomically: concurrent writers (the keeper, backends giving
+    /// up) each see the state the other left.
+    pub fn on_restore(&self, event: RestoreEvent) {
+        let _ = self.restore.fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+            Some(RestoreState::from_u8(state).after(event) as u8)
+        });
     }
 
     /// The keeper's process id, while it runs.
@@ -358,7 +350,7 @@ impl Area {
     /// Called by the keeper on its way out, before its locks are released: the leases are no
     /// longer held, and backends must wait for the next keeper to take them again.
     pub fn retire_keeper(&self) {
-        self.restored.store(false, Ordering::Release);
+        self.on_restore(RestoreEvent::KeeperExited);
         self.keeper_pid.store(0, Ordering::Release);
         self.keeper_latch.store(std::ptr::null_mut(), Ordering::Release);
     }

@@ -15,13 +15,11 @@ mod restore;
 use super::journal_file::{Durability, JournalFile};
 use crate::pg::clock;
 use crate::pg::keeper_process::{self, TurnMemory};
+use crate::pg::lease_area::{self, Taken};
 use crate::pg::lockmgr::{self, Fence, Hold};
-use crate::pg::shmem::{self, Taken};
 use held::Held;
 use lockhier_core::lease::journal::{Granted, Origin, Record, TokenCounter};
-use lockhier_core::lease::{
-    Answer, Ask, Decision, Failure, FixedRequest, Lease, Owner, ShortText, Timestamp,
-};
+use lockhier_core::lease::{Answer, Ask, Decision, Failure, Lease, ShortText, Timestamp, Wanted};
 use locks::Taking;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
@@ -43,7 +41,7 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub static FENCE_TIMEOUT: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(300);
 
 struct Keeper {
-    area: &'static shmem::Area,
+    area: &'static lease_area::Area,
     /// The leases held, with the keeper's indexes of them.
     held: Held,
     journal: JournalFile,
@@ -74,19 +72,19 @@ enum Decided {
     Extended { token: i64, renewed_at: Timestamp, expires_at: Timestamp, granted: bool },
 }
 
-/// A grant asked for (`Ask::Grant`'s fields).
-struct Wanted {
-    database: u32,
-    owner: Owner,
-    request: FixedRequest,
-    role: u32,
-    ttl: Duration,
-    asker: i32,
+/// The keeper process: the background worker's entry point (`pg::keeper_process::register`
+/// names it), a direct call from the server.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn lockhier_lease_keeper_main(_arg: pgrx::pg_sys::Datum) {
+    keeper_process::start();
+    run();
+    keeper_process::exit()
 }
 
-/// The keeper process's life; registered with `pg::keeper_process`.
-pub fn run() {
-    let Some(area) = shmem::area() else { return };
+/// The keeper's life: restore, then turns until the server asks it to stop.
+fn run() {
+    let Some(area) = lease_area::area() else { return };
     let (mut journal, replayed) = match JournalFile::open(keeper_process::fsync_enabled()) {
         Ok(opened) => opened,
         Err(e) => {
@@ -244,9 +242,7 @@ impl Keeper {
     /// One question, with any error it raises caught: the keeper goes on whatever happens.
     fn decide(&mut self, ask: Ask, records: &mut Vec<Record>) -> Decided {
         PgTryBuilder::new(AssertUnwindSafe(|| match ask {
-            Ask::Grant { database, owner, request, role, ttl, asker } => {
-                self.grant(Wanted { database, owner, request, role, ttl, asker }, records)
-            }
+            Ask::Grant(wanted) => self.grant(wanted, records),
             Ask::Renew { database, token, ttl } => self.renew(database, token, ttl, records),
             Ask::Release { database, token, fenced } => {
                 Decided::Final(self.release(database, token, fenced, records))
@@ -288,7 +284,7 @@ impl Keeper {
             }
             Decision::Conflicts(_) => Decided::Final(Answer::Refused),
             // A lease request waiting in the server's queue for a conflicting scope goes first:
-            // the asker is refused, and queues behind it (`engine::handoff`).
+            // the asker is refused, and queues behind it (`engine::lease::handoff`).
             Decision::Free if self.area.handoff_in_the_way(database, asker, &wanted) => {
                 Decided::Final(Answer::Refused)
             }

@@ -10,9 +10,10 @@
 
 use super::locks::{self, Taking};
 use super::Keeper;
-use crate::engine::journal_file::Durability;
+use crate::engine::lease::journal_file::Durability;
 use crate::pg::{clock, keeper_process};
 use lockhier_core::lease::journal::Record;
+use lockhier_core::lease::restore::RestoreEvent;
 use lockhier_core::lease::{Decision, Lease};
 
 impl Keeper {
@@ -36,7 +37,7 @@ impl Keeper {
             self.held.add(lease);
         }
         let _ = self.write(released, Durability::Written);
-        self.area.set_restored(true);
+        self.area.on_restore(RestoreEvent::KeeperRestored);
         if self.held.len() > 0 {
             keeper_process::log(
                 &format!(

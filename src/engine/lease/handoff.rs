@@ -8,7 +8,7 @@
 //! detector). Only requests that had passed that check before the announcement can still come
 //! between: a bounded number, so retries cannot starve the lease.
 
-use crate::pg::{lockmgr, shmem};
+use crate::pg::{lease_area, lockmgr};
 use lockhier_core::lease::FixedRequest;
 use lockhier_core::plan::Plan;
 use lockhier_core::{Request, Wait};
@@ -16,14 +16,14 @@ use std::time::Instant;
 
 /// Whether any lease request has a handoff announced (one atomic read).
 pub fn any_announced() -> bool {
-    shmem::area().is_some_and(|area| area.handoffs_announced())
+    lease_area::area().is_some_and(|area| area.handoffs_announced())
 }
 
 /// Before a lockhier request takes its locks: queue behind every announced handoff it
 /// conflicts with, within `wait` (counted from `started`). False when a handoff is still in
 /// its way at the end of the wait (or at once, for a request that may not wait).
 pub fn queue_behind_handoffs(request: &Request, wait: Wait, started: Instant) -> bool {
-    let Some(area) = shmem::area() else { return true };
+    let Some(area) = lease_area::area() else { return true };
     if !area.handoffs_announced() {
         return true;
     }
@@ -32,12 +32,7 @@ pub fn queue_behind_handoffs(request: &Request, wait: Wait, started: Instant) ->
         theirs.conflicts_with(request) && !waits_for_me(&theirs)
     });
     for id in in_the_way {
-        let timeout = match wait {
-            Wait::No => Some(std::time::Duration::ZERO),
-            Wait::Unbounded => None,
-            Wait::UpTo(limit) => Some(limit.saturating_sub(started.elapsed())),
-        };
-        if !lockmgr::wait_behind_handoff(id, timeout) {
+        if !lockmgr::wait_behind_handoff(id, wait.remaining(started.elapsed())) {
             return false;
         }
     }
@@ -62,8 +57,8 @@ pub struct Announced {
 /// Announce `request`'s handoff; `None` when every handoff slot is taken (the request then
 /// waits without one, as it did before handoffs existed).
 pub fn announce(request: &Request) -> Option<Announced> {
-    let area = shmem::area()?;
-    shmem::withdraw_mine_at_exit();
+    let area = lease_area::area()?;
+    lease_area::withdraw_mine_at_exit();
     let id = area.announce_handoff(lockmgr::my_database(), FixedRequest::of(request))?;
     let mut announced = Announced { id, locked: false };
     lockmgr::take_handoff(id);
@@ -76,7 +71,7 @@ impl Drop for Announced {
         if self.locked {
             lockmgr::release_handoff(self.id);
         }
-        if let Some(area) = shmem::area() {
+        if let Some(area) = lease_area::area() {
             area.withdraw_handoff(self.id);
         }
     }

@@ -2,11 +2,11 @@
 //! taken without waiting, all or none; and the lease's fence, kept from the grant to the end so
 //! that expiring the lease needs no new lock-table entry.
 
+use crate::engine::acquire;
 use crate::pg::lockmgr::{self, Fence, Hold};
 use lockhier_core::lease::Lease;
 use lockhier_core::plan::Plan;
 use pgrx::prelude::*;
-use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,29 +24,31 @@ pub fn take(lease: &Lease) -> Taking {
     let steps = plan.steps();
     // Counted as they are taken: on a failure, exactly these are given back. (Checking which
     // keys the keeper holds would also give back what other leases hold in the same mode.)
-    let taken = Cell::new(0);
-    let outcome = PgTryBuilder::new(AssertUnwindSafe(|| {
-        for step in steps {
-            if !lockmgr::try_lock_in(lease.database, step.key, step.mode) {
-                return Taking::Busy;
-            }
-            taken.set(taken.get() + 1);
-        }
-        // Nobody takes a fence in a mode that conflicts with the keeper's: only a full lock
-        // table refuses it.
-        if !lockmgr::try_fence(lease.database, lease.token, Fence::Kept, Hold::Session) {
-            return Taking::Busy;
-        }
-        Taking::Taken
+    PgTryBuilder::new(AssertUnwindSafe(|| {
+        acquire::all_or_none(
+            steps,
+            |step| {
+                lockmgr::unlock_in(lease.database, step.key, step.mode);
+            },
+            |taken| {
+                for step in steps {
+                    if !lockmgr::try_lock_in(lease.database, step.key, step.mode) {
+                        return Err(Taking::Busy);
+                    }
+                    taken.one_more();
+                }
+                // Nobody takes a fence in a mode that conflicts with the keeper's: only a full
+                // lock table refuses it.
+                if !lockmgr::try_fence(lease.database, lease.token, Fence::Kept, Hold::Session) {
+                    return Err(Taking::Busy);
+                }
+                Ok(Taking::Taken)
+            },
+        )
+        .unwrap_or_else(|busy| busy)
     }))
     .catch_others(|_| Taking::LockTableFull)
-    .execute();
-    if outcome != Taking::Taken {
-        for step in steps[..taken.get()].iter().rev() {
-            lockmgr::unlock_in(lease.database, step.key, step.mode);
-        }
-    }
-    outcome
+    .execute()
 }
 
 /// Give back every lock of the lease and its fence. Releasing never needs a new entry in the
