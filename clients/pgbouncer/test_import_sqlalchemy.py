@@ -57,7 +57,7 @@ def test_an_import_keeps_field_deletions_out_until_its_last_chunk(engines, direc
     assert direct.execute("SELECT count(*), count(DISTINCT value) FROM imported_row WHERE table_id = 12").fetchone() == (1000, 1000)
     assert len(refusals) == 10
     for detail in refusals:
-        assert detail.startswith('Blocked by a share lock on "field__deletion" for table 12 (application 7), held by lease ')
+        assert detail.startswith('Blocked by a share lock on "field__deletion", "field__type_update" for table 12 (application 7), held by lease ')
         assert ' of owner "csv-import #55", acquired ' in detail
     assert direct.execute("SELECT count(*) FROM database_field WHERE name LIKE 'renamed before chunk %'").fetchone()[0] == 10
     # Released at the end: the deletion goes through now.

@@ -73,7 +73,7 @@ def test_a_lease_keeps_field_deletions_out_of_a_job_running_on_pooled_connection
         details.append(refused.value.diag.message_detail)
 
     for detail in details:
-        assert detail.startswith('Blocked by a share lock on "field__deletion" for table 12 (application 7),'
+        assert detail.startswith('Blocked by a share lock on "field__deletion", "field__type_update" for table 12 (application 7),'
                                  f' held by lease {token} of owner "csv-import #55", acquired '), detail
     # The job's chunks ran on the pool's two server connections in turn, and the editors' refused
     # deletions and renames ran on those same two: three clients took turns on two server

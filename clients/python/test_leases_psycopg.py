@@ -75,7 +75,7 @@ def test_a_second_worker_is_refused_with_the_first_named(pool, observer):
                 pytest.fail("two workers held the lease")
         message, detail = busy.value.args
         assert message == 'operation in progress: cannot lock table 12 (application 7) for "field__deletion", "field__type_update"'
-        assert detail.startswith('Blocked by an exclusive lock on "field__deletion" for table 12 (application 7),'
+        assert detail.startswith('Blocked by an exclusive lock on "field__deletion", "field__type_update" for table 12 (application 7),'
                                  f' held by lease {first.token} of owner "worker-1", acquired '), detail
         write(first, 1)
         assert observer.execute("SELECT owner FROM lockhier.leases").fetchall() == [("worker-1",)]

@@ -30,3 +30,16 @@ RESET client_min_messages;
 -- An owner of 1,024 bytes (a room id of 255 bytes under a worker's name fits).
 SELECT lockhier.lease_field(7, 12, 3, repeat('r', 1024), 'field__update') IS NOT NULL AS taken;
 SELECT lockhier.release_leases(repeat('r', 1024));
+-- A lease is named by its own scope, whatever key of it is in the way: a lease on application
+-- 42 in the way of a maintenance lock on the global scope names application 42.
+SELECT lockhier.lease_application(42, 'nightly backup 42') IS NOT NULL AS leased;
+BEGIN;
+SELECT show_error($$SELECT lockhier.lock_global()$$);
+ROLLBACK;
+SELECT lockhier.release_leases('nightly backup 42');
+-- When this session itself is in the way of a lease, no wait can help: refused at once, and the
+-- HINT does not suggest waiting.
+BEGIN;
+SELECT lockhier.lock_field(7, 12, 99, 'field__deletion');
+SELECT show_error($$SELECT lockhier.lease_field(7, 12, 99, 'editor 4', 'field__deletion', wait => '1 min')$$);
+ROLLBACK;

@@ -155,6 +155,8 @@ pub fn hint(error: &LockhierError) -> Option<String> {
                 "Pass the ids as an array of the column's type, e.g. ARRAY[...]::{column_type}[]."
             ))
         }
+        // A lease request its own session is in the way of (no wait can end that).
+        Conflict(conflict) if conflict.blockers.iter().any(|b| b.is_me) => OWN_SESSION,
         Conflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
         RowConflict(conflict) if conflict.waited.is_some() => RETRY_LONGER,
         TableLocked(locked) if locked.waited.is_some() => RETRY_LONGER,
@@ -167,6 +169,7 @@ pub fn hint(error: &LockhierError) -> Option<String> {
 const RETRY_OR_WAIT: &str =
     "Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it.";
 const RETRY_LONGER: &str = "Retry when the operation in progress has finished, or pass a longer wait.";
+const OWN_SESSION: &str = "This session holds what is in the way, so waiting cannot help: release it first (COMMIT, session_unlock_*), or take the lease from another session.";
 
 /// Warn, with SQLSTATE 25P01 as `SET LOCAL` does, that a transaction lock was just taken outside
 /// a transaction block (in autocommit): it is released when the statement ends, before the work

@@ -3,6 +3,7 @@
 
 use crate::key::{KeyKind, Target};
 use crate::lockmode::{pg_mode_name, LockMode};
+use crate::request::{Mode, Request};
 use crate::text::human_duration;
 use std::time::Duration;
 
@@ -157,6 +158,17 @@ pub fn transaction_age(process: Option<&Process>) -> Option<Duration> {
 /// ` in a transaction running for 3.1 s`
 pub fn in_transaction(age: Duration) -> String {
     format!(" in a transaction running for {}", human_duration(age))
+}
+
+/// What a lease holds, in its own words, whatever key of it is in the way: `an exclusive lock
+/// on all classes for application 42` (a lease on application 42 in the way of the global
+/// scope is named by its own scope, not by the global scope where their keys meet).
+pub fn describe_lease(request: &Request) -> String {
+    let mode = match request.mode {
+        Mode::Share => "a share lock",
+        Mode::Exclusive => "an exclusive lock",
+    };
+    format!("{mode} on {} for {}", request.classes, request.scope.place())
 }
 
 /// What a holder of `mode` on the key of `target` has locked, as far as the key can tell: the

@@ -4,7 +4,7 @@
 
 use super::lease;
 use crate::pg::{activity, clock, lease_area, lockmgr};
-use lockhier_core::holder::{describe_conflict, Blocker, Expiry, LeaseHolder};
+use lockhier_core::holder::{describe_conflict, describe_lease, Blocker, Expiry, LeaseHolder};
 use lockhier_core::key;
 use lockhier_core::lockmode::{
     modes_conflict, pg_mode_name, strongest_conflicting, strongest_conflicting_mode,
@@ -89,7 +89,7 @@ fn leases_in_the_way(plan: &Plan, keeper: i32) -> Vec<Blocker> {
             granted: true,
             lock_mode: mode.pg_name(),
             key: step.key,
-            conflict: describe_conflict(&step.target, mode.number()),
+            conflict: describe_lease(&request),
             process: None,
             holds_session_locks: true,
             prepared_xid: None,

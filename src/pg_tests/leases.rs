@@ -44,7 +44,7 @@ mod tests {
         assert_eq!(
             masked(&error),
             "55P03\noperation in progress: cannot lock field 99 (table 12, application 401) for \"field__deletion\"\n\
-             DETAIL: Blocked by a share lock on \"field__deletion\" for table 12 (application 401), held by lease N of owner \"csv-import #55\", acquired T ago, expires in T.\n\
+             DETAIL: Blocked by a share lock on \"field__deletion\", \"field__type_update\" for table 12 (application 401), held by lease N of owner \"csv-import #55\", acquired T ago, expires in T.\n\
              HINT: Retry when the operation in progress has finished, or pass wait => '10 s' to wait for it."
         );
         assert!(error.contains(&format!("held by lease {token} of owner")), "{error}");
@@ -58,7 +58,7 @@ mod tests {
         );
         assert_eq!(
             masked(&row),
-            "t|t|t|ShareLock|a share lock on \"field__deletion\" for table 12 (application 401), held by lease N of owner \"csv-import #55\", acquired T ago, expires in T"
+            "t|t|t|ShareLock|a share lock on \"field__deletion\", \"field__type_update\" for table 12 (application 401), held by lease N of owner \"csv-import #55\", acquired T ago, expires in T"
         );
         assert!(one::<bool>(&format!("SELECT lockhier.release_lease({token})")));
         assert!(one::<bool>("SELECT lockhier.try_lock_field(401, 12, 99, 'field__deletion')"));
