@@ -62,10 +62,147 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'renew_lease_wrapper';
 
--- Paths of names (docs/paths.md): the lock, inspection and key functions on paths, as a fresh
--- install creates them.
+-- Paths of names (docs/paths.md): the lock, lease, inspection and key functions on paths, as a
+-- fresh install creates them.
+
+CREATE FUNCTION lockhier."lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lock_path_wrapper';
+
+CREATE FUNCTION lockhier."lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."try_lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lock_path_wrapper';
+
+CREATE FUNCTION lockhier."try_lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."session_lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_lock_path_wrapper';
+
+CREATE FUNCTION lockhier."session_lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."try_session_lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_session_lock_path_wrapper';
+
+CREATE FUNCTION lockhier."try_session_lock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_session_lock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."session_unlock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_unlock_path_wrapper';
+
+CREATE FUNCTION lockhier."session_unlock_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_unlock_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."plan_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS TABLE (
+	"step" INT,  /* i32 */
+	"key" bigint,  /* i64 */
+	"lock_mode" TEXT,  /* String */
+	"role" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"key_kind" TEXT,  /* String */
+	"class" TEXT,  /* Option < String > */
+	"classid" oid,  /* pg_sys :: Oid */
+	"objid" oid  /* pg_sys :: Oid */
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'plan_path_wrapper';
+
+CREATE FUNCTION lockhier."plan_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
+) RETURNS TABLE (
+	"step" INT,  /* i32 */
+	"key" bigint,  /* i64 */
+	"lock_mode" TEXT,  /* String */
+	"role" TEXT,  /* String */
+	"scope" TEXT,  /* String */
+	"key_kind" TEXT,  /* String */
+	"class" TEXT,  /* Option < String > */
+	"classid" oid,  /* pg_sys :: Oid */
+	"objid" oid  /* pg_sys :: Oid */
+)
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'plan_path_classes_wrapper';
+
 CREATE FUNCTION lockhier."blockers_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"path" TEXT[], /* Option < Array < & str > > */
 	"class" TEXT DEFAULT 'all', /* Option < & str > */
 	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
 	"wait" interval DEFAULT '0' /* Option < Interval > */
@@ -87,7 +224,7 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'blockers_path_wrapper';
 
 CREATE FUNCTION lockhier."blockers_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"path" TEXT[], /* Option < Array < & str > > */
 	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
 	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
 	"wait" interval DEFAULT '0' /* Option < Interval > */
@@ -108,25 +245,53 @@ VOLATILE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'blockers_path_classes_wrapper';
 
-CREATE FUNCTION lockhier."lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+CREATE FUNCTION lockhier."lease_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
 	"class" TEXT DEFAULT 'all', /* Option < & str > */
 	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
 	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS void
+) RETURNS bigint /* Option < i64 > */
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'lock_path_wrapper';
+AS 'MODULE_PATHNAME', 'lease_path_wrapper';
 
-CREATE FUNCTION lockhier."lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+CREATE FUNCTION lockhier."lease_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
 	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
 	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
 	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS void
+) RETURNS bigint /* Option < i64 > */
 VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'lock_path_classes_wrapper';
+AS 'MODULE_PATHNAME', 'lease_path_classes_wrapper';
+
+CREATE FUNCTION lockhier."try_lease_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
+	"class" TEXT DEFAULT 'all', /* Option < & str > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lease_path_wrapper';
+
+CREATE FUNCTION lockhier."try_lease_path"(
+	"path" TEXT[], /* Option < Array < & str > > */
+	"owner" TEXT, /* Option < & str > */
+	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
+	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lease_path_classes_wrapper';
 
 CREATE FUNCTION lockhier."path_key"(
 	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
@@ -143,167 +308,3 @@ CREATE FUNCTION lockhier."path_marker_key"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'path_marker_key_wrapper';
-
-CREATE FUNCTION lockhier."plan_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
-) RETURNS TABLE (
-	"step" INT,  /* i32 */
-	"key" bigint,  /* i64 */
-	"lock_mode" TEXT,  /* String */
-	"role" TEXT,  /* String */
-	"scope" TEXT,  /* String */
-	"key_kind" TEXT,  /* String */
-	"class" TEXT,  /* Option < String > */
-	"classid" oid,  /* pg_sys :: Oid */
-	"objid" oid  /* pg_sys :: Oid */
-)
-IMMUTABLE PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'plan_path_wrapper';
-
-CREATE FUNCTION lockhier."plan_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
-) RETURNS TABLE (
-	"step" INT,  /* i32 */
-	"key" bigint,  /* i64 */
-	"lock_mode" TEXT,  /* String */
-	"role" TEXT,  /* String */
-	"scope" TEXT,  /* String */
-	"key_kind" TEXT,  /* String */
-	"class" TEXT,  /* Option < String > */
-	"classid" oid,  /* pg_sys :: Oid */
-	"objid" oid  /* pg_sys :: Oid */
-)
-IMMUTABLE PARALLEL SAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'plan_path_classes_wrapper';
-
-CREATE FUNCTION lockhier."session_lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS void
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'session_lock_path_wrapper';
-
-CREATE FUNCTION lockhier."session_lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS void
-VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'session_lock_path_classes_wrapper';
-
-CREATE FUNCTION lockhier."session_unlock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
-) RETURNS bool /* bool */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'session_unlock_path_wrapper';
-
-CREATE FUNCTION lockhier."session_unlock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive' /* Option < & str > */
-) RETURNS bool /* bool */
-VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'session_unlock_path_classes_wrapper';
-
-CREATE FUNCTION lockhier."try_lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bool /* bool */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'try_lock_path_wrapper';
-
-CREATE FUNCTION lockhier."try_lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bool /* bool */
-VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'try_lock_path_classes_wrapper';
-
-CREATE FUNCTION lockhier."try_session_lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bool /* bool */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'try_session_lock_path_wrapper';
-
-CREATE FUNCTION lockhier."try_session_lock_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bool /* bool */
-VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'try_session_lock_path_classes_wrapper';
-
-CREATE FUNCTION lockhier."lease_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"owner" TEXT, /* Option < & str > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bigint /* Option < i64 > */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'lease_path_wrapper';
-
-CREATE FUNCTION lockhier."lease_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"owner" TEXT, /* Option < & str > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bigint /* Option < i64 > */
-VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'lease_path_classes_wrapper';
-
-CREATE FUNCTION lockhier."try_lease_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"owner" TEXT, /* Option < & str > */
-	"class" TEXT DEFAULT 'all', /* Option < & str > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bigint /* Option < i64 > */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'try_lease_path_wrapper';
-
-CREATE FUNCTION lockhier."try_lease_path"(
-	"path" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"owner" TEXT, /* Option < & str > */
-	"classes" TEXT[], /* :: std :: option :: Option < Array < & str > > */
-	"mode" TEXT DEFAULT 'exclusive', /* Option < & str > */
-	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
-	"wait" interval DEFAULT '0' /* Option < Interval > */
-) RETURNS bigint /* Option < i64 > */
-VOLATILE PARALLEL UNSAFE 
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'try_lease_path_classes_wrapper';

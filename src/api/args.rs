@@ -9,35 +9,37 @@ use pgrx::prelude::*;
 
 pub type Parsed<T> = Result<T, LockhierError>;
 
-pub fn global() -> Parsed<Node> {
-    Ok(Node::GLOBAL)
+// One function per scope of `for_each_scope!` (its name), taking that scope's parameters.
+
+pub fn global() -> Parsed<Scope> {
+    Ok(Scope::Tree(Node::GLOBAL))
 }
 
-pub fn application(application_id: Option<i64>) -> Parsed<Node> {
-    Ok(Node::application(required(application_id, "application_id")?))
+pub fn application(application_id: Option<i64>) -> Parsed<Scope> {
+    Ok(Scope::Tree(Node::application(required(application_id, "application_id")?)))
 }
 
-pub fn table(application_id: Option<i64>, table_id: Option<i64>) -> Parsed<Node> {
-    Ok(Node::table(required(application_id, "application_id")?, required(table_id, "table_id")?))
+pub fn table(application_id: Option<i64>, table_id: Option<i64>) -> Parsed<Scope> {
+    Ok(Scope::Tree(Node::table(required(application_id, "application_id")?, required(table_id, "table_id")?)))
 }
 
-pub fn field(application_id: Option<i64>, table_id: Option<i64>, field_id: Option<i64>) -> Parsed<Node> {
-    Ok(Node::field(
+pub fn field(application_id: Option<i64>, table_id: Option<i64>, field_id: Option<i64>) -> Parsed<Scope> {
+    Ok(Scope::Tree(Node::field(
         required(application_id, "application_id")?,
         required(table_id, "table_id")?,
         required(field_id, "field_id")?,
-    ))
+    )))
 }
 
-/// `'{}'`, `'{7}'`, `'{7,12}'` or `'{7,12,99}'`.
-pub fn path(path: Option<Array<i64>>) -> Parsed<Node> {
+/// `'{}'`, `'{7}'`, `'{7,12}'` or `'{7,12,99}'`: a node by its ids (`key()`, `marker_key()`).
+pub fn node_path(path: Option<Array<i64>>) -> Parsed<Node> {
     let ids: Option<Vec<i64>> = required(path, "path")?.iter().collect();
     Ok(Node::from_path(&ids.ok_or(IdPathError::NullElement)?)?)
 }
 
 /// `ARRAY['sites', 'c0a8f5e2', 'backups']`: 1 to 8 names. No more of the array is read than a
 /// path may hold.
-pub fn names(path: Option<Array<&str>>) -> Parsed<Scope> {
+pub fn path(path: Option<Array<&str>>) -> Parsed<Scope> {
     let path = required(path, "path")?;
     if path.len() > MAX_DEPTH {
         return Err(PathError::Depth(path.len()).into());
@@ -58,12 +60,7 @@ pub fn mode(mode: Option<&str>) -> Parsed<Mode> {
     Ok(Mode::parse(required(mode, "mode")?)?)
 }
 
-pub fn request(node: Parsed<Node>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
-    scoped(node.map(Scope::Tree), classes, mode_arg)
-}
-
-/// A request on any scope (a numeric node or a path).
-pub fn scoped(scope: Parsed<Scope>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
+pub fn request(scope: Parsed<Scope>, classes: Parsed<Classes>, mode_arg: Option<&str>) -> Parsed<Request> {
     Ok(Request { scope: scope?, classes: classes?, mode: mode(mode_arg)? })
 }
 

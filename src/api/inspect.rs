@@ -2,7 +2,7 @@
 //! holds, and the key of a target. Each result row is declared once, in its function's
 //! signature (pgrx reads the column names there); the rows are built beside it.
 
-use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
+use super::args::{self, many_classes, one_class, request, Parsed};
 use super::errors::or_report;
 use crate::engine::{holders, registry};
 use lockhier_core::key::{self, KeyKind, Target};
@@ -15,11 +15,11 @@ use pgrx::prelude::*;
 /// `plan_*`: one row per lock of the plan, in the order they are taken; `classid`/`objid` are
 /// the `pg_locks` columns of the key (with `locktype = 'advisory'` and `objsubid = 1`).
 macro_rules! plan_fn {
-    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => { pastey::paste! {
+    ($name:tt, ($($sql:tt)*), ($($id:ident : $ty:ty),*), $node:ident, ($($classes:tt)*), $parse:expr) => { pastey::paste! {
         #[allow(clippy::type_complexity)]
         #[pg_extern(immutable, parallel_safe $($sql)*)]
         fn $name(
-            $($id: Option<i64>,)*
+            $($id: $ty,)*
             $($classes)*,
             mode: default!(Option<&str>, "'exclusive'"),
         ) -> TableIterator<
@@ -36,7 +36,7 @@ macro_rules! plan_fn {
                 name!(objid, pg_sys::Oid),
             ),
         > {
-            let rows = plan_rows(request($node($($id),*), $parse, mode));
+            let rows = plan_rows(request(args::$node($($id),*), $parse, mode));
             TableIterator::new(rows)
         }
     }};
@@ -125,11 +125,11 @@ pub(super) fn blocker_rows(request: Parsed<Request>, wait: Option<Interval>) -> 
 /// `blockers_*`: one row per process (or lease) in the way of the request right now. `description` is,
 /// word for word, what the conflict error's DETAIL says of that process.
 macro_rules! blockers_fn {
-    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => { pastey::paste! {
+    ($name:tt, ($($sql:tt)*), ($($id:ident : $ty:ty),*), $node:ident, ($($classes:tt)*), $parse:expr) => { pastey::paste! {
         #[allow(clippy::type_complexity)]
         #[pg_extern(volatile, parallel_restricted $($sql)*)]
         fn $name(
-            $($id: Option<i64>,)*
+            $($id: $ty,)*
             $($classes)*,
             mode: default!(Option<&str>, "'exclusive'"),
             wait: default!(Option<Interval>, "'0'"),
@@ -149,7 +149,7 @@ macro_rules! blockers_fn {
                 name!(description, String),
             ),
         > {
-            TableIterator::new(blocker_rows(request($node($($id),*), $parse, mode), wait))
+            TableIterator::new(blocker_rows(request(args::$node($($id),*), $parse, mode), wait))
         }
     }};
 }
@@ -162,7 +162,7 @@ macro_rules! inspection_functions {
     };
 }
 
-for_each_level!(inspection_functions);
+for_each_scope!(inspection_functions);
 
 /// Everything this session holds through lockhier, transaction requests first.
 #[allow(clippy::type_complexity)]
@@ -205,23 +205,43 @@ fn held() -> TableIterator<
 /// `'{7}'`, `'{7,12}'`, `'{7,12,99}'`), as `pg_advisory_xact_lock(bigint)` takes it.
 #[pg_extern(immutable, parallel_safe)]
 fn key(path: Option<Array<i64>>, class: default!(Option<&str>, "'all'")) -> i64 {
-    let node = or_report(args::path(path));
+    let scope = args::node_path(path).map(Scope::Tree);
+    class_key(&or_report(scope), class)
+}
+
+/// The key of a node's share or exclusive marker (see the lock model).
+#[pg_extern(immutable, parallel_safe)]
+fn marker_key(path: Option<Array<i64>>, mode: Option<&str>) -> i64 {
+    let scope = args::node_path(path).map(Scope::Tree);
+    marker(&or_report(scope), mode)
+}
+
+/// The key of a class (or of `all`) at a path of names (`ARRAY['sites', 'c0a8f5e2']`).
+#[pg_extern(immutable, parallel_safe)]
+fn path_key(path: Option<Array<&str>>, class: default!(Option<&str>, "'all'")) -> i64 {
+    class_key(&or_report(args::path(path)), class)
+}
+
+/// The key of a path's share or exclusive marker.
+#[pg_extern(immutable, parallel_safe)]
+fn path_marker_key(path: Option<Array<&str>>, mode: Option<&str>) -> i64 {
+    marker(&or_report(args::path(path)), mode)
+}
+
+fn class_key(scope: &Scope, class: Option<&str>) -> i64 {
     let classes = or_report(one_class(class));
     let kind = match classes.names() {
         [] => KeyKind::All,
         [class] => KeyKind::Class(class),
         _ => unreachable!("one class name parses to one class"),
     };
-    Target { node: node.into(), kind }.key()
+    Target { node: scope.place(), kind }.key()
 }
 
-/// The key of a node's share or exclusive marker (see the lock model).
-#[pg_extern(immutable, parallel_safe)]
-fn marker_key(path: Option<Array<i64>>, mode: Option<&str>) -> i64 {
-    let node = or_report(args::path(path));
+fn marker(scope: &Scope, mode: Option<&str>) -> i64 {
     let kind = match or_report(args::mode(mode)) {
         lockhier_core::Mode::Share => KeyKind::ShareMarker,
         lockhier_core::Mode::Exclusive => KeyKind::ExclusiveMarker,
     };
-    Target { node: node.into(), kind }.key()
+    Target { node: scope.place(), kind }.key()
 }

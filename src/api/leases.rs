@@ -4,7 +4,7 @@
 //!
 //! None is STRICT: a NULL is refused by name. All are VOLATILE and PARALLEL UNSAFE.
 
-use super::args::{self, application, field, global, many_classes, one_class, scoped, table, Parsed};
+use super::args::{self, many_classes, one_class, request, Parsed};
 use super::errors::{self, or_report};
 use crate::engine::lease::{backend, drop_guard, keeper, table};
 use lockhier_core::lease::in_use::Dropping;
@@ -80,7 +80,7 @@ pub(super) fn take(
 ) -> Option<i64> {
     let scope = or_report(scope);
     let owner = or_report(owner(owner_arg));
-    let request: Request = or_report(scoped(Ok(scope), classes, mode));
+    let request: Request = or_report(request(Ok(scope), classes, mode));
     let ttl = or_report(ttl(ttl_arg));
     let wait = or_report(args::wait(wait));
     or_report(backend::take(request, owner, ttl, wait, refusal_is_an_error))
@@ -88,19 +88,19 @@ pub(super) fn take(
 
 /// One `lease_*` or `try_lease_*` function; `$refusal_is_an_error` tells which.
 macro_rules! lease_fn {
-    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => { pastey::paste! {
+    ($name:tt, ($($sql:tt)*), ($($id:ident : $ty:ty),*), $node:ident, ($($classes:tt)*), $parse:expr, $refusal_is_an_error:expr) => { pastey::paste! {
         // The SQL function's own parameters: the level's ids, owner, class(es), mode, ttl, wait.
         #[allow(clippy::too_many_arguments)]
         #[pg_extern(volatile, parallel_unsafe $($sql)*)]
         fn $name(
-            $($id: Option<i64>,)*
+            $($id: $ty,)*
             owner: Option<&str>,
             $($classes)*,
             mode: default!(Option<&str>, "'exclusive'"),
             ttl: default!(Option<Interval>, "'2 min'"),
             wait: default!(Option<Interval>, "'0'"),
         ) -> Option<i64> {
-            take($node($($id),*).map(Scope::Tree), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
+            take(args::$node($($id),*), owner, $parse, mode, ttl, wait, $refusal_is_an_error)
         }
     }};
 }
@@ -113,7 +113,7 @@ macro_rules! lease_functions {
     };
 }
 
-for_each_level!(lease_functions);
+for_each_scope!(lease_functions);
 
 fn token(token: Option<i64>) -> i64 {
     or_report(required(token, "token"))

@@ -5,7 +5,7 @@
 //! None is STRICT: a NULL id must be refused by name, not turn the call into a silent no-op.
 //! All are VOLATILE and PARALLEL UNSAFE: they take locks for this backend.
 
-use super::args::{self, application, field, global, many_classes, one_class, request, table, Parsed};
+use super::args::{self, many_classes, one_class, request, Parsed};
 use super::errors::{self, or_report};
 use crate::engine::lock;
 use lockhier_core::{Hold, Request};
@@ -70,31 +70,31 @@ macro_rules! outcome {
 
 /// One lock function (see `overloads!`); `$ret`, when given, is `bool` (see `Outcome`).
 macro_rules! lock_fn {
-    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr, $hold:expr $(, $ret:ty)?) => {
+    ($name:tt, ($($sql:tt)*), ($($id:ident : $ty:ty),*), $node:ident, ($($classes:tt)*), $parse:expr, $hold:expr $(, $ret:ty)?) => {
         pastey::paste! {
             #[pg_extern(volatile, parallel_unsafe $($sql)*)]
             fn $name(
-                $($id: Option<i64>,)*
+                $($id: $ty,)*
                 $($classes)*,
                 mode: default!(Option<&str>, "'exclusive'"),
                 wait: default!(Option<Interval>, "'0'"),
             ) $(-> $ret)? {
-                take::<outcome!($($ret)?)>(request($node($($id),*), $parse, mode), wait, $hold)
+                take::<outcome!($($ret)?)>(request(args::$node($($id),*), $parse, mode), wait, $hold)
             }
         }
     };
 }
 
 macro_rules! session_unlock_fn {
-    ($name:tt, ($($sql:tt)*), ($($id:ident),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
+    ($name:tt, ($($sql:tt)*), ($($id:ident : $ty:ty),*), $node:ident, ($($classes:tt)*), $parse:expr) => {
         pastey::paste! {
             #[pg_extern(volatile, parallel_unsafe $($sql)*)]
             fn $name(
-                $($id: Option<i64>,)*
+                $($id: $ty,)*
                 $($classes)*,
                 mode: default!(Option<&str>, "'exclusive'"),
             ) -> bool {
-                session_unlock(request($node($($id),*), $parse, mode))
+                session_unlock(request(args::$node($($id),*), $parse, mode))
             }
         }
     };
@@ -111,4 +111,4 @@ macro_rules! lock_functions {
     };
 }
 
-for_each_level!(lock_functions);
+for_each_scope!(lock_functions);
