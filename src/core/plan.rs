@@ -285,6 +285,14 @@ mod tests {
         }
     }
 
+    /// A plan as the design writes it: `IX application 7 all`, one line a step.
+    fn read(plan: &Plan) -> Vec<String> {
+        plan.steps()
+            .iter()
+            .map(|s| format!("{} {} {}", s.mode.role(), s.target.node, s.target.kind.name()))
+            .collect()
+    }
+
     #[test]
     fn field_update_plan_reads_as_the_design() {
         let request = Request {
@@ -293,13 +301,8 @@ mod tests {
             mode: Mode::Exclusive,
         };
         let plan = Plan::of(&request);
-        let shown: Vec<String> = plan
-            .steps()
-            .iter()
-            .map(|s| format!("{} {} {}", s.mode.role(), s.target.node, s.target.kind.name()))
-            .collect();
         assert_eq!(
-            shown,
+            read(&plan),
             [
                 "IX the global scope all",
                 "IX the global scope class",
@@ -404,13 +407,8 @@ mod tests {
         let scope = Scope::Path(crate::path::Path::parse(["sites", "c0a8", "backups"]).unwrap());
         let classes = Classes::parse_one("backup").unwrap();
         let plan = Plan::of_scope(&scope, &classes, Mode::Exclusive);
-        let shown: Vec<String> = plan
-            .steps()
-            .iter()
-            .map(|s| format!("{} {} {}", s.mode.role(), s.target.node, s.target.kind.name()))
-            .collect();
         assert_eq!(
-            shown,
+            read(&plan),
             [
                 "IX the global scope all",
                 "IX the global scope class",
