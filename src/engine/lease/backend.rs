@@ -88,8 +88,26 @@ fn area_with_keeper() -> Result<&'static lease_area::Area, LockhierError> {
         return Err(LockhierError::LeasesInRecovery);
     }
     gate()?;
-    area.keeper_pid().ok_or(LockhierError::KeeperNotRunning)?;
+    wait_for_keeper(area)?;
     Ok(area)
+}
+
+/// The longest a lease call waits for a keeper to be running: the server starts it just after
+/// it accepts connections, and restarts it a second after it exits.
+const KEEPER_WAIT: Duration = Duration::from_secs(3);
+
+/// A call made in the moment between the server's start (or a keeper's exit) and the keeper
+/// announcing itself waits for it, as it waits for a restore, instead of failing.
+fn wait_for_keeper(area: &lease_area::Area) -> Result<(), LockhierError> {
+    let started = Instant::now();
+    while area.keeper_pid().is_none() {
+        if started.elapsed() > KEEPER_WAIT {
+            return Err(LockhierError::KeeperNotRunning);
+        }
+        pgrx::check_for_interrupts!();
+        lease_area::wait_on_my_latch(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 fn ask(area: &lease_area::Area, question: Ask) -> Result<Answer, LockhierError> {
