@@ -27,8 +27,6 @@ off by the keeper as a torn last line), the journal is back on the data director
 and every lease taken here is released, with its record written.
 """
 
-import errno
-import json
 import os
 import shutil
 import subprocess
@@ -37,6 +35,7 @@ import tempfile
 from .harness import (Server, advisory_count, close_quietly, connect, describe_error, error_of, keeper_pid,
                       now, one, rows, sqlstate, wait_for_server, wait_until)
 from .lease_faults import Lease, expiry_of, flat, keeper_locks, lease_view, release_all, server_clock
+from .nemeses import Journal, Log, copy_files, fill, mounted_on, restart
 
 # The keeper's log lines these checks read (src/engine/keeper.rs).
 SKIPPED = "lockhier lease journal: damaged record skipped"
@@ -51,128 +50,6 @@ def superseded_line(token, by):
 
 
 # --- the server log and the journal file ---------------------------------------------------
-
-class Log:
-    """The server's log file from a mark on."""
-
-    def __init__(self, path):
-        self.path = path
-        self.at = 0
-        self.mark()
-
-    def size(self):
-        try:
-            return os.path.getsize(self.path)
-        except OSError:
-            return 0
-
-    def mark(self):
-        self.at = self.size()
-
-    def since(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.at)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-
-class Damage:
-    """One byte of one journal line changed: enough to put it back."""
-
-    def __init__(self, what, number, last, original, damaged):
-        self.what, self.number, self.last = what, number, last
-        self.original, self.damaged = original, damaged
-
-    def __repr__(self):
-        return f"{self.what} (line {self.number}{', the last' if self.last else ''})"
-
-
-class Journal:
-    """`lockhier/leases.journal` of the data directory: lines of `<16 hex digits> <JSON>`. Edited
-    only while the server is stopped, in place (same inode, owner and length)."""
-
-    def __init__(self, data):
-        self.path = os.path.join(data, "lockhier", "leases.journal")
-
-    def read(self):
-        with open(self.path, "rb") as f:
-            return f.read()
-
-    def lines(self):
-        """(offset, line with its newline) of every line."""
-        text, out, start = self.read(), [], 0
-        while start < len(text):
-            end = text.find(b"\n", start)
-            end = len(text) if end < 0 else end + 1
-            out.append((start, text[start:end]))
-            start = end
-        return out
-
-    @staticmethod
-    def record(line):
-        _, _, body = line.rstrip(b"\n").partition(b" ")
-        try:
-            record = json.loads(body)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
-
-    def damage(self, op, token, where):
-        """Change one byte of the last line that is a record `op` naming `token`: its checksum's
-        first hex digit (`where` = "checksum"), or a letter of its JSON's owner ("owner"), which
-        leaves the JSON whole. Returns the Damage, or None if no line is that record."""
-        lines = self.lines()
-        found = None
-        for number, (offset, line) in enumerate(lines, 1):
-            record = self.record(line)
-            if record is not None and record.get("op") == op and record.get("token") == token:
-                found = (number, offset, line)
-        if found is None:
-            return None
-        number, offset, line = found
-        if where == "checksum":
-            at = 0
-            new = b"1" if line[:1] == b"0" else b"0"
-        else:
-            key = b'"owner":"'
-            at = line.index(key) + len(key)
-            new = bytes([line[at] ^ 0x20])  # the first letter of the owner, its case changed
-        damaged = line[:at] + new + line[at + 1:]
-        with open(self.path, "r+b") as f:
-            f.seek(offset + at)
-            f.write(new)
-        return Damage(f"the {op} record of lease {token}", number, number == len(lines), line, damaged)
-
-    def restore(self, damage):
-        """Put a damaged line back as it was; False if it is no longer in the file (the keeper cut
-        it off as a torn last line, or compacted the journal)."""
-        for offset, line in self.lines():
-            if line == damage.damaged:
-                with open(self.path, "r+b") as f:
-                    f.seek(offset)
-                    f.write(damage.original)
-                return True
-        return False
-
-
-def restart(server, log, edit=None):
-    """Stop the server (fast), call edit() while it is down, start it again and wait until it
-    accepts connections; the log is marked at the start. Returns (ok, what edit returned,
-    details)."""
-    rc1, out1 = server.pg_ctl_run("-m", "fast", "-w", "-t", "90", "stop")
-    edited = None
-    try:
-        if edit is not None:
-            edited = edit()
-    finally:
-        log.mark()
-        rc2, out2 = server.start()
-        back = wait_for_server(120)
-    ok = rc1 == 0 and rc2 == 0 and back is not None
-    return ok, edited, "" if ok else f"stop exit {rc1}: {flat(out1)}; start exit {rc2}: {flat(out2)}"
-
 
 def refused_naming(conn, sql, lease):
     """sql (a conflicting lock_*) in a transaction: refused with 55P03 naming lease's token and
@@ -333,38 +210,6 @@ def locks_left(conn, lease, leases):
         if other is not lease and other.token in tokens:
             needed |= set(rows(conn, other.plan()))
     return (set(rows(conn, lease.plan())) & held) - needed
-
-
-def fill(path):
-    """Append zeros to path until the file system says ENOSPC (no block left); returns the bytes
-    written. Called again after anything that may have given blocks back."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    chunk = b"\0" * 65536
-    total = 0
-    try:
-        while True:
-            try:
-                total += os.write(fd, chunk)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    return total
-                raise
-    finally:
-        os.close(fd)
-
-
-def mounted_on(path):
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == path for line in f)
-
-
-def copy_files(src, dst, owner, skip=()):
-    for name in os.listdir(src):
-        if name in skip or not os.path.isfile(os.path.join(src, name)):
-            continue
-        shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
-        os.chown(os.path.join(dst, name), owner.st_uid, owner.st_gid)
 
 
 def records_of(journal):
