@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rel import (badinput, faults, guarded, harness, history, journal_damage, lease_history,  # noqa: E402
-                 lease_turn, lease_worst_day, limits, load, nemesis_load, privileges)
+                 keeper_asks, lease_turn, lease_worst_day, limits, load, nemesis_load, privileges)
 
 
 def selftest(res):
@@ -38,6 +38,9 @@ GROUPS = [
     ("journal", "Lease journal damaged, its file system full", journal_damage.run),
     # restarts the server, signals the keeper, fills the lock table and the journal's tmpfs
     ("nemesis", "Leases and a guarded table under a random load mixed with faults", nemesis_load.run),
+    # signals the keeper mid-question, drops more databases than it has drop slots
+    ("asks", "The keeper ended between a question and its answer; drops beyond the drop slots",
+     keeper_asks.run),
     ("worstday", "A lease's worst day: the keeper cancelled, stopped, restarted; a full lock table",
      lease_worst_day.run),   # signals the keeper; before faults, whose SIGKILL restarts every backend
     ("faults", "Faults", faults.run),   # last: its SIGKILL restarts every backend

@@ -72,7 +72,7 @@ class Stopped:
         return self
 
     def __exit__(self, *exc):
-        os.kill(self.pid, signal.SIGCONT)
+        signal_process(self.pid, signal.SIGCONT)   # it may have been killed meanwhile
         return False
 
 
