@@ -28,14 +28,11 @@ and every lease taken here is released, with its record written.
 """
 
 import os
-import shutil
-import subprocess
-import tempfile
 
 from .harness import (Server, advisory_count, close_quietly, connect, describe_error, error_of, keeper_pid,
                       now, one, rows, sqlstate, wait_for_server, wait_until)
 from .lease_faults import Lease, expiry_of, flat, keeper_locks, lease_view, release_all, server_clock
-from .nemeses import Journal, Log, copy_files, fill, mounted_on, restart
+from .nemeses import Journal, JournalTmpfs, Log, fill, mounted_on, restart
 
 # The keeper's log lines these checks read (src/engine/keeper.rs).
 SKIPPED = "lockhier lease journal: damaged record skipped"
@@ -243,9 +240,7 @@ def full_disk(res, server, log):
         return
     jdir = os.path.join(server.data, "lockhier")
     journal = Journal(server.data)
-    owner = os.stat(server.data)
-    saved = tempfile.mkdtemp(prefix="lockhier-rel-journal-", dir="/var/tmp")
-    state = {"mounted": False, "size_k": 0}
+    tmpfs = JournalTmpfs(server, log)
     fillers = [Lease((47, i), "snapshot", "share", "2 min", "journal (3) filler") for i in range(1, 81)]
     renewed = Lease((47, 900), "snapshot", "exclusive", "2 min", "journal (3) renewed")
     released = Lease((47, 901), "snapshot", "exclusive", "2 min", "journal (3) released")
@@ -254,21 +249,8 @@ def full_disk(res, server, log):
     after = Lease((47, 904), "snapshot", "exclusive", "2 min", "journal (3) after")
     bulky = Lease((47, 905), BULKY_CLASSES, "exclusive", "2 min", BULKY_OWNER)
     everything = fillers + [renewed, released, short, refused, after, bulky]
-    fill_path = os.path.join(jdir, "fill")
+    fill_path = tmpfs.fill_path
     conn = mon = None
-
-    def onto_tmpfs():
-        copy_files(jdir, saved, owner)
-        # Room for the journal, for what the keeper keeps ahead of it, and for the leases below.
-        size_k = 2 * os.path.getsize(journal.path) // 1024 + 4096
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o",
-                               f"size={size_k}k,mode=0700,uid={owner.st_uid},gid={owner.st_gid}",
-                               "lockhier-rel-journal", jdir], capture_output=True, text=True)
-        if done.returncode != 0:
-            return f"mount -t tmpfs failed: {flat(done.stdout + done.stderr)}"
-        state["mounted"], state["size_k"] = True, size_k
-        copy_files(saved, jdir, owner)
-        return None
 
     def take_short():
         short.token = short.take(conn)
@@ -281,10 +263,11 @@ def full_disk(res, server, log):
         return exc, (got[0][0] if got else None)
 
     try:
-        ok, why, details = restart(server, log, onto_tmpfs)
-        if why is not None or not ok:
+        # Room for the journal, for what the keeper keeps ahead of it, and for the leases below.
+        ok, details = tmpfs.on()
+        if not ok:
             res.check("journal (3): <data>/lockhier on a tmpfs (mount -t tmpfs), the server restarted on it",
-                      False, f"{why}; {details}")
+                      False, details)
             return
         conn = connect("rel-jd-disk")
         mon = connect("rel-jd-disk-monitor")
@@ -298,7 +281,7 @@ def full_disk(res, server, log):
         if ahead < SHORT_WHEN_ROOM_BELOW:
             e_short = take_short()
         e_renewed = expiry_of(mon, renewed)
-        res.check(f"journal (3): <data>/lockhier on a tmpfs of {state['size_k']} kB, the server restarted "
+        res.check(f"journal (3): <data>/lockhier on a tmpfs of {tmpfs.size_k} kB, the server restarted "
                   f"on it: {len(fillers)} filler leases, one to renew and one to release taken",
                   mounted_on(jdir) and all(lease.token for lease in fillers + [renewed, released]),
                   f"tokens up to {renewed.token}; the journal keeps {ahead} bytes of room ahead of its records")
@@ -435,26 +418,8 @@ def full_disk(res, server, log):
         release_all(conn, everything)
     finally:
         close_quietly(conn, mon)
-        if state["mounted"]:
-            back = tempfile.mkdtemp(prefix="lockhier-rel-journal-", dir="/var/tmp")
-
-            def off_tmpfs():
-                if os.path.exists(fill_path):
-                    os.remove(fill_path)
-                copy_files(jdir, back, owner)
-                done = subprocess.run(["umount", jdir], capture_output=True, text=True)
-                if done.returncode != 0:
-                    done = subprocess.run(["umount", "-l", jdir], capture_output=True, text=True)
-                if done.returncode != 0:
-                    return f"umount failed: {flat(done.stdout + done.stderr)}"
-                for name in os.listdir(jdir):
-                    if name not in os.listdir(back):
-                        os.remove(os.path.join(jdir, name))
-                copy_files(back, jdir, owner)
-                return None
-
-            ok, why, details = restart(server, log, off_tmpfs)
-            shutil.rmtree(back, ignore_errors=True)
+        if tmpfs.mounted:
+            ok, details = tmpfs.off()
             conn = connect("rel-jd-disk-after")
             try:
                 one(conn, "SELECT lockhier.lease_valid(0)")  # waits for the restore
@@ -467,12 +432,11 @@ def full_disk(res, server, log):
                 res.check("journal (3): the tmpfs unmounted, the journal back in the data directory, the "
                           "server restarted; the leases released while the disk was full that came back "
                           "(until their ttl, as documented) released again; nothing left",
-                          ok and why is None and not mounted_on(jdir) and left == [] and locks == 0,
-                          f"{why or ''}{details}; back after the restart: {back_again}; left {left}, "
+                          ok and not mounted_on(jdir) and left == [] and locks == 0,
+                          f"{details}; back after the restart: {back_again}; left {left}, "
                           f"{locks} advisory locks")
             finally:
                 close_quietly(conn)
-        shutil.rmtree(saved, ignore_errors=True)
 
 
 def run(res):
