@@ -138,6 +138,11 @@ def questions_taken(sig, rounds=8):
                             one(mon, "SELECT pg_cancel_backend(%s)", [p])
                         for b in bgs:
                             b.join(30)
+                        # a cancelled call's grant stays listed: let it go, or the next round's
+                        # loop on that application is refused
+                        for (owner,) in rows(mon, "SELECT DISTINCT owner FROM lockhier.leases WHERE owner "
+                                                  "LIKE %s", [prefix + " %"]):
+                            one(mon, "SELECT lockhier.release_leases(%s)", [owner])
                         continue
                     # each loop either ends with a clear error, or goes on once a new keeper answers
                     back = keeper_answers(kpid)
