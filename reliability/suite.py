@@ -9,6 +9,9 @@ a signal to a backend process). Prints one line per check and ends with `RESULT 
     LOCKHIER_REL_LOAD_SECONDS=S     length of the load (default 25)
     LOCKHIER_REL_KEEP=1             keep the database and role afterwards
     LOCKHIER_REL_REFUSALS=N         refused lease calls of the keeper's memory check (default 100000)
+    LOCKHIER_REL_NEMESIS_SECONDS=S  length of the mixed-nemesis run (default 30)
+    LOCKHIER_REL_NEMESES=a,b        only these nemeses (rel/nemesis_load.py)
+    LOCKHIER_REL_NEMESIS_GAP=S      plain load between two faults (default 1.5)
 """
 
 import os

@@ -12,12 +12,12 @@ question and its answer, and more databases dropped at once than there are drop 
     one owner, and a lease listed for an asker that got an error is its owner's: the identical
     request gets that token back (docs/leases.md, "a backend cancelled while it waits").
 (b) DROP_SLOTS + 2 databases, each holding a lease, are dropped while no keeper runs, so more
-    drops are told than there are drop slots. (Not while the keeper is stopped with SIGSTOP: DROP
-    DATABASE waits until every process, the keeper too, has absorbed its ProcSignalBarrier, so a
-    stopped keeper holds up every drop of the cluster, as any stopped backend would.) Once the keeper runs again, the leases of every
-    dropped database must be let go (at once, or at the latest at their expiry, which the server
-    log announces for the drops that found no slot), and the lease of the database that was not
-    dropped must stay held.
+    drops are told than there are drop slots. (Not while the keeper is stopped with SIGSTOP:
+    DROP DATABASE waits until every process, the keeper too, has absorbed its ProcSignalBarrier,
+    so a stopped keeper holds up every drop of the cluster, as any stopped backend would.) Once
+    the keeper runs again, the leases of every dropped database must be let go (at once, or at
+    the latest at their expiry, which the server log announces for the drops that found no
+    slot), and the lease of the database that was not dropped must stay held.
 """
 
 import signal
@@ -259,7 +259,8 @@ def drops_beyond_the_slots(res):
         text = log.since()
         kept_logged = text.count(KEPT_LINE)
         res.check(f"keeper asks (b): {n} databases holding a lease dropped while no keeper runs (terminated, "
-                  f"the postmaster stopped so that none starts), more than its {DROP_SLOTS} drop slots: afterwards the keeper lets go of the leases of the drops that "
+                  f"the postmaster stopped so that none starts), more than its {DROP_SLOTS} drop slots: "
+                  "afterwards the keeper lets go of the leases of the drops that "
                   "found a slot at once, of the others at their expiry (logged), of every one in the end; "
                   "the lease of the database not dropped stays held",
                   before >= dropped and exited and back and at_once and all_gone and mine is True

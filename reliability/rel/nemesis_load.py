@@ -17,7 +17,8 @@ rel/nemeses.py where they are shared with the fault groups:
   backend-kill SIGKILL on a worker's backend in the middle of a call
   immediate    pg_ctl stop -m immediate, then start
   lock-table   the shared lock table filled with pg_advisory_lock in a loop, then freed
-  journal-full <data>/lockhier on a small tmpfs, filled to ENOSPC for a while, then freed
+  journal-full <data>/lockhier on a small tmpfs, filled to ENOSPC for a while, then freed and
+               moved back
   damage       the release record of a released lease damaged while the server is down
 
 A call that fails because of a fault is recorded as failed; a write whose COMMIT never answered
@@ -259,7 +260,7 @@ class Nemesis:
         self.server = Server()
         self.log = Log(self.server.log)
         self.journal = Journal(self.server.data)
-        self.tmpfs = JournalTmpfs(self.server, self.log, extra_k=16384)
+        self.tmpfs = JournalTmpfs(self.server, self.log)
         self.applied = []            # (kind, ok, details)
         self.damages = []
         self.root = os.geteuid() == 0
@@ -398,17 +399,23 @@ class Nemesis:
     def journal_full(self):
         if not self.root:
             return True, "not applied: mounting a tmpfs needs root"
-        if not self.tmpfs.mounted:
-            ok, details = self.tmpfs.on()
-            if not ok:
-                return False, f"tmpfs: {details}"
-            self.keeper_back(None)
-        written = self.tmpfs.fill()
+        ok, details = self.tmpfs.on()
+        if not ok:
+            return False, f"tmpfs: {details}"
+        self.keeper_back(None)
+        # Releases while the journal cannot take their records may come back after a restart:
+        # they are marked as such from the moment the tmpfs is filled until it is gone (and the
+        # journal back on the data directory's file system, where nothing fills it).
         self.book.journal_full = True
-        time.sleep(self.rng.uniform(1.0, 2.0))
-        self.book.journal_full = False
-        self.tmpfs.free()
-        return True, f"tmpfs of {self.tmpfs.size_k} kB filled ({written} bytes), then freed"
+        try:
+            written = self.tmpfs.fill()
+            time.sleep(self.rng.uniform(1.0, 2.0))
+            self.tmpfs.free()
+            ok, details = self.tmpfs.off()
+            self.keeper_back(None)
+        finally:
+            self.book.journal_full = False
+        return ok, f"tmpfs of {self.tmpfs.size_k} kB filled ({written} bytes), then freed and unmounted {details}"
 
     def undo_tmpfs(self):
         ok, details = self.tmpfs.off()
@@ -503,8 +510,9 @@ def run(res):
     res.note(f"{len(book.grants)} leases granted, {len(book.writes)} guarded writes {outcomes}, "
              f"{len(table)} rows; {rep.conflicting_pairs} pairs of conflicting leases with rows; "
              f"{len(stale)} writes under a lease the client knew gone or paused past "
-             f"({sum(w.paused for w in workers)} pauses), {len(stale_accepted)} accepted "
-             f"({rep.exempt} after a release the journal may not keep); errors seen by the workers: "
+             f"({sum(w.paused for w in workers)} pauses), {len(stale_accepted)} of them accepted; "
+             f"{rep.exempt} rows under a lease whose release a restart undid (damaged or not journaled), "
+             f"written after its client had seen it released; errors seen by the workers: "
              f"{dict(sorted(book.errors.items()))}")
     res.check("nemeses: enough happened to mean something (>= 30 leases, >= 100 rows, >= 10 pairs of "
               "conflicting leases with rows, >= 5 writes under a lease known gone)",
