@@ -28,7 +28,8 @@ of an unknown outcome, and the checks only read what is.
       call was sent. A token first seen through re-entrance may have been granted to an earlier
       call of the same worker for the same request that failed (the keeper granted and journaled
       it, and then the answer was lost to a fault): that call, if it was sent within its ttl (and
-      a second) of the first sighting, is when the token was asked for.
+      a second) of the first sighting, is when the token was asked for. And a token is one lease:
+      it is never returned to two workers, or for two requests.
 """
 
 import bisect
@@ -198,6 +199,13 @@ def check(grants, gones, writes, rows, may_return=frozenset(), failed=()):
     for g in order:
         m = g.token if m is None else max(m, g.token)
         prefix.append(m)
+    # a token is one lease: never returned to two workers or for two requests (a token handed out
+    # again would be, whatever the clocks say)
+    for g in grants:
+        f = first[g.token]
+        if (g.worker, g.req) != (f.worker, f.req):
+            _add(rep.g3, f"token {g.token} returned to worker {f.worker} for {f.req} and to worker {g.worker} "
+                         f"for {g.req}")
     unknown = defaultdict(list)
     for a in failed:
         unknown[(a.worker, a.req)].append(a)
@@ -256,6 +264,8 @@ def self_test():
     late = [Grant(0, 20, f1, 1.0, 1.01), Grant(1, 22, f2, 3.0, 3.01), Grant(0, 21, table, 4.0, 4.01)]
     ok = check(late, [], [], [], failed=[Asked(0, table, 2.0, 3.0)])
     far = check(late, [], [], [], failed=[Asked(0, table, -5.0, 3.0)])
+    again = check(grants + [Grant(2, 12, tshare, 7.0, 7.01)], [], [], [])
+    out.append(("G3 flags a token returned again to another worker and request", len(again.g3) == 1))
     out.append(("G3 flags a token smaller than one returned before its call was sent, accepts it when "
                 "an earlier call of the same worker and request failed within its ttl (granted, answer "
                 "lost), not when that call was longer ago",
