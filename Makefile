@@ -2,7 +2,7 @@
 #   PG=NN picks the PostgreSQL major (15, 16, 17 or 18) of the targets that run on one:
 #   make demo PG=16, make sql PG=17, make bench PG=18 (default 15).
 # The test targets end with one line, `N passed, N failed` (scripts/test.sh says what each runs).
-.PHONY: test check pgtest sql clients reliability demo bench setup install package clean
+.PHONY: test check pgtest sql clients reliability soak demo bench setup install package clean
 
 PG ?= 15
 
@@ -28,6 +28,11 @@ clients:
 
 reliability:
 	bash scripts/test.sh reliability $(PG)
+
+# Not in make test: the load and the mixed-nemesis run of the reliability suite for longer
+# (LOCKHIER_SOAK_SECONDS each, default 600), in a fresh private cluster.
+soak:
+	bash scripts/test.sh soak $(PG)
 
 demo:
 	PG=$(PG) bash scripts/demo.sh

@@ -9,6 +9,9 @@ a signal to a backend process). Prints one line per check and ends with `RESULT 
     LOCKHIER_REL_LOAD_SECONDS=S     length of the load (default 25)
     LOCKHIER_REL_KEEP=1             keep the database and role afterwards
     LOCKHIER_REL_REFUSALS=N         refused lease calls of the keeper's memory check (default 100000)
+    LOCKHIER_REL_NEMESIS_SECONDS=S  length of the mixed-nemesis run (default 30)
+    LOCKHIER_REL_NEMESES=a,b        only these nemeses (rel/nemesis_load.py)
+    LOCKHIER_REL_NEMESIS_GAP=S      plain load between two faults (default 1.5)
 """
 
 import os
@@ -17,12 +20,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rel import (badinput, faults, harness, history, journal_damage, lease_history,  # noqa: E402
-                 lease_turn, lease_worst_day, limits, load, privileges)
+from rel import (badinput, faults, guarded, harness, history, journal_damage, lease_history,  # noqa: E402
+                 keeper_asks, lease_turn, lease_worst_day, limits, load, nemesis_load, privileges)
 
 
 def selftest(res):
-    for description, ok in history.self_test() + lease_history.self_test():
+    for description, ok in history.self_test() + lease_history.self_test() + guarded.self_test():
         res.check(f"checker self-test: {description}", ok)
 
 
@@ -36,6 +39,11 @@ GROUPS = [
     ("turn", "A lease that waits keeps its turn under a stream of short transactions", lease_turn.run),
     # restarts the server: damages the lease journal, fills its file system (a tmpfs)
     ("journal", "Lease journal damaged, its file system full", journal_damage.run),
+    # restarts the server, signals the keeper, fills the lock table and the journal's tmpfs
+    ("nemesis", "Leases and a guarded table under a random load mixed with faults", nemesis_load.run),
+    # signals the keeper mid-question, drops more databases than it has drop slots
+    ("asks", "The keeper ended between a question and its answer; drops beyond the drop slots",
+     keeper_asks.run),
     ("worstday", "A lease's worst day: the keeper cancelled, stopped, restarted; a full lock table",
      lease_worst_day.run),   # signals the keeper; before faults, whose SIGKILL restarts every backend
     ("faults", "Faults", faults.run),   # last: its SIGKILL restarts every backend

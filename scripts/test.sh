@@ -13,6 +13,9 @@
 #   scripts/test.sh reliability NN   make reliability PG=NN: the reliability suite (reliability/)
 #   scripts/test.sh demo NN          the demo check (make demo PG=NN plays in order, without a
 #                                    warning) on the build installed in PostgreSQL NN
+#   scripts/test.sh soak NN          make soak PG=NN: the reliability suite's checker self-test,
+#                                    random load and mixed-nemesis run, each for
+#                                    LOCKHIER_SOAK_SECONDS (default 600); not part of make test
 #   scripts/test.sh                  make test: set-up, check, then on each major pgtest and sql
 #                                    (and on 15 and 18 clients and reliability), then on 15 the
 #                                    demo and the Debian package
@@ -168,6 +171,16 @@ run_reliability() {
   counted "$OUT/reliability-$1.log" count_result '' reliability/run.sh
 }
 
+# The same suite, longer: its load and its nemeses run for LOCKHIER_SOAK_SECONDS each (the
+# suite's own knobs, LOCKHIER_REL_SEED, LOCKHIER_REL_NEMESES, LOCKHIER_REL_NEMESIS_GAP, pass through).
+run_soak() {
+  local seconds=${LOCKHIER_SOAK_SECONDS:-600}
+  section "PostgreSQL $1: soak: the random load and the mixed-nemesis run, $seconds s each"
+  counted "$OUT/soak-$1.log" count_result '' env LOCKHIER_REL_ONLY=selftest,load,nemesis \
+    LOCKHIER_REL_LOAD_SECONDS="$seconds" LOCKHIER_REL_NEMESIS_SECONDS="$seconds" \
+    LOCKHIER_REL_TIMEOUT=$((2 * seconds + 300)) reliability/run.sh
+}
+
 # --- make test's last steps, on PostgreSQL 15 --------------------------------------------------
 # in_order LOG ERE...: whether LOG has lines matching each ERE, in that order.
 in_order() {
@@ -259,7 +272,7 @@ case "$target" in
     major "${2:-}"
     run_demo "$2"
     ;;
-  sql | clients | reliability)
+  sql | clients | reliability | soak)
     major "${2:-}"
     setup "$2" "$([ "$target" = clients ] && echo 1 || echo 0)"
     on_cluster "$2" "$target"
@@ -284,7 +297,7 @@ case "$target" in
     echo "make test took $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s"
     ;;
   *)
-    echo "usage: scripts/test.sh [check | pgtest NN | sql NN | clients NN | reliability NN | demo NN]" >&2
+    echo "usage: scripts/test.sh [check | pgtest NN | sql NN | clients NN | reliability NN | demo NN | soak NN]" >&2
     exit 2
     ;;
 esac

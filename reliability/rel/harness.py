@@ -293,5 +293,9 @@ class Server:
     def start(self):
         return self.pg_ctl_run("-w", "-t", "90", "-l", self.log, "start")
 
+    def postmaster_pid(self):
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            return int(f.readline())
+
     def running(self):
         return self.pg_ctl_run("status")[0] == 0

@@ -27,16 +27,12 @@ off by the keeper as a torn last line), the journal is back on the data director
 and every lease taken here is released, with its record written.
 """
 
-import errno
-import json
 import os
-import shutil
-import subprocess
-import tempfile
 
 from .harness import (Server, advisory_count, close_quietly, connect, describe_error, error_of, keeper_pid,
                       now, one, rows, sqlstate, wait_for_server, wait_until)
 from .lease_faults import Lease, expiry_of, flat, keeper_locks, lease_view, release_all, server_clock
+from .nemeses import Journal, JournalTmpfs, Log, fill, mounted_on, restart
 
 # The keeper's log lines these checks read (src/engine/keeper.rs).
 SKIPPED = "lockhier lease journal: damaged record skipped"
@@ -51,128 +47,6 @@ def superseded_line(token, by):
 
 
 # --- the server log and the journal file ---------------------------------------------------
-
-class Log:
-    """The server's log file from a mark on."""
-
-    def __init__(self, path):
-        self.path = path
-        self.at = 0
-        self.mark()
-
-    def size(self):
-        try:
-            return os.path.getsize(self.path)
-        except OSError:
-            return 0
-
-    def mark(self):
-        self.at = self.size()
-
-    def since(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.at)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-
-class Damage:
-    """One byte of one journal line changed: enough to put it back."""
-
-    def __init__(self, what, number, last, original, damaged):
-        self.what, self.number, self.last = what, number, last
-        self.original, self.damaged = original, damaged
-
-    def __repr__(self):
-        return f"{self.what} (line {self.number}{', the last' if self.last else ''})"
-
-
-class Journal:
-    """`lockhier/leases.journal` of the data directory: lines of `<16 hex digits> <JSON>`. Edited
-    only while the server is stopped, in place (same inode, owner and length)."""
-
-    def __init__(self, data):
-        self.path = os.path.join(data, "lockhier", "leases.journal")
-
-    def read(self):
-        with open(self.path, "rb") as f:
-            return f.read()
-
-    def lines(self):
-        """(offset, line with its newline) of every line."""
-        text, out, start = self.read(), [], 0
-        while start < len(text):
-            end = text.find(b"\n", start)
-            end = len(text) if end < 0 else end + 1
-            out.append((start, text[start:end]))
-            start = end
-        return out
-
-    @staticmethod
-    def record(line):
-        _, _, body = line.rstrip(b"\n").partition(b" ")
-        try:
-            record = json.loads(body)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
-
-    def damage(self, op, token, where):
-        """Change one byte of the last line that is a record `op` naming `token`: its checksum's
-        first hex digit (`where` = "checksum"), or a letter of its JSON's owner ("owner"), which
-        leaves the JSON whole. Returns the Damage, or None if no line is that record."""
-        lines = self.lines()
-        found = None
-        for number, (offset, line) in enumerate(lines, 1):
-            record = self.record(line)
-            if record is not None and record.get("op") == op and record.get("token") == token:
-                found = (number, offset, line)
-        if found is None:
-            return None
-        number, offset, line = found
-        if where == "checksum":
-            at = 0
-            new = b"1" if line[:1] == b"0" else b"0"
-        else:
-            key = b'"owner":"'
-            at = line.index(key) + len(key)
-            new = bytes([line[at] ^ 0x20])  # the first letter of the owner, its case changed
-        damaged = line[:at] + new + line[at + 1:]
-        with open(self.path, "r+b") as f:
-            f.seek(offset + at)
-            f.write(new)
-        return Damage(f"the {op} record of lease {token}", number, number == len(lines), line, damaged)
-
-    def restore(self, damage):
-        """Put a damaged line back as it was; False if it is no longer in the file (the keeper cut
-        it off as a torn last line, or compacted the journal)."""
-        for offset, line in self.lines():
-            if line == damage.damaged:
-                with open(self.path, "r+b") as f:
-                    f.seek(offset)
-                    f.write(damage.original)
-                return True
-        return False
-
-
-def restart(server, log, edit=None):
-    """Stop the server (fast), call edit() while it is down, start it again and wait until it
-    accepts connections; the log is marked at the start. Returns (ok, what edit returned,
-    details)."""
-    rc1, out1 = server.pg_ctl_run("-m", "fast", "-w", "-t", "90", "stop")
-    edited = None
-    try:
-        if edit is not None:
-            edited = edit()
-    finally:
-        log.mark()
-        rc2, out2 = server.start()
-        back = wait_for_server(120)
-    ok = rc1 == 0 and rc2 == 0 and back is not None
-    return ok, edited, "" if ok else f"stop exit {rc1}: {flat(out1)}; start exit {rc2}: {flat(out2)}"
-
 
 def refused_naming(conn, sql, lease):
     """sql (a conflicting lock_*) in a transaction: refused with 55P03 naming lease's token and
@@ -335,38 +209,6 @@ def locks_left(conn, lease, leases):
     return (set(rows(conn, lease.plan())) & held) - needed
 
 
-def fill(path):
-    """Append zeros to path until the file system says ENOSPC (no block left); returns the bytes
-    written. Called again after anything that may have given blocks back."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    chunk = b"\0" * 65536
-    total = 0
-    try:
-        while True:
-            try:
-                total += os.write(fd, chunk)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    return total
-                raise
-    finally:
-        os.close(fd)
-
-
-def mounted_on(path):
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == path for line in f)
-
-
-def copy_files(src, dst, owner, skip=()):
-    for name in os.listdir(src):
-        if name in skip or not os.path.isfile(os.path.join(src, name)):
-            continue
-        shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
-        os.chown(os.path.join(dst, name), owner.st_uid, owner.st_gid)
-
-
 def records_of(journal):
     """The journal's records: its text up to the first zero byte (the keeper may keep the file
     zero-filled ahead of its records)."""
@@ -398,9 +240,7 @@ def full_disk(res, server, log):
         return
     jdir = os.path.join(server.data, "lockhier")
     journal = Journal(server.data)
-    owner = os.stat(server.data)
-    saved = tempfile.mkdtemp(prefix="lockhier-rel-journal-", dir="/var/tmp")
-    state = {"mounted": False, "size_k": 0}
+    tmpfs = JournalTmpfs(server, log)
     fillers = [Lease((47, i), "snapshot", "share", "2 min", "journal (3) filler") for i in range(1, 81)]
     renewed = Lease((47, 900), "snapshot", "exclusive", "2 min", "journal (3) renewed")
     released = Lease((47, 901), "snapshot", "exclusive", "2 min", "journal (3) released")
@@ -409,21 +249,8 @@ def full_disk(res, server, log):
     after = Lease((47, 904), "snapshot", "exclusive", "2 min", "journal (3) after")
     bulky = Lease((47, 905), BULKY_CLASSES, "exclusive", "2 min", BULKY_OWNER)
     everything = fillers + [renewed, released, short, refused, after, bulky]
-    fill_path = os.path.join(jdir, "fill")
+    fill_path = tmpfs.fill_path
     conn = mon = None
-
-    def onto_tmpfs():
-        copy_files(jdir, saved, owner)
-        # Room for the journal, for what the keeper keeps ahead of it, and for the leases below.
-        size_k = 2 * os.path.getsize(journal.path) // 1024 + 4096
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o",
-                               f"size={size_k}k,mode=0700,uid={owner.st_uid},gid={owner.st_gid}",
-                               "lockhier-rel-journal", jdir], capture_output=True, text=True)
-        if done.returncode != 0:
-            return f"mount -t tmpfs failed: {flat(done.stdout + done.stderr)}"
-        state["mounted"], state["size_k"] = True, size_k
-        copy_files(saved, jdir, owner)
-        return None
 
     def take_short():
         short.token = short.take(conn)
@@ -436,10 +263,11 @@ def full_disk(res, server, log):
         return exc, (got[0][0] if got else None)
 
     try:
-        ok, why, details = restart(server, log, onto_tmpfs)
-        if why is not None or not ok:
+        # Room for the journal, for what the keeper keeps ahead of it, and for the leases below.
+        ok, details = tmpfs.on()
+        if not ok:
             res.check("journal (3): <data>/lockhier on a tmpfs (mount -t tmpfs), the server restarted on it",
-                      False, f"{why}; {details}")
+                      False, details)
             return
         conn = connect("rel-jd-disk")
         mon = connect("rel-jd-disk-monitor")
@@ -453,7 +281,7 @@ def full_disk(res, server, log):
         if ahead < SHORT_WHEN_ROOM_BELOW:
             e_short = take_short()
         e_renewed = expiry_of(mon, renewed)
-        res.check(f"journal (3): <data>/lockhier on a tmpfs of {state['size_k']} kB, the server restarted "
+        res.check(f"journal (3): <data>/lockhier on a tmpfs of {tmpfs.size_k} kB, the server restarted "
                   f"on it: {len(fillers)} filler leases, one to renew and one to release taken",
                   mounted_on(jdir) and all(lease.token for lease in fillers + [renewed, released]),
                   f"tokens up to {renewed.token}; the journal keeps {ahead} bytes of room ahead of its records")
@@ -590,26 +418,8 @@ def full_disk(res, server, log):
         release_all(conn, everything)
     finally:
         close_quietly(conn, mon)
-        if state["mounted"]:
-            back = tempfile.mkdtemp(prefix="lockhier-rel-journal-", dir="/var/tmp")
-
-            def off_tmpfs():
-                if os.path.exists(fill_path):
-                    os.remove(fill_path)
-                copy_files(jdir, back, owner)
-                done = subprocess.run(["umount", jdir], capture_output=True, text=True)
-                if done.returncode != 0:
-                    done = subprocess.run(["umount", "-l", jdir], capture_output=True, text=True)
-                if done.returncode != 0:
-                    return f"umount failed: {flat(done.stdout + done.stderr)}"
-                for name in os.listdir(jdir):
-                    if name not in os.listdir(back):
-                        os.remove(os.path.join(jdir, name))
-                copy_files(back, jdir, owner)
-                return None
-
-            ok, why, details = restart(server, log, off_tmpfs)
-            shutil.rmtree(back, ignore_errors=True)
+        if tmpfs.mounted:
+            ok, details = tmpfs.off()
             conn = connect("rel-jd-disk-after")
             try:
                 one(conn, "SELECT lockhier.lease_valid(0)")  # waits for the restore
@@ -622,12 +432,11 @@ def full_disk(res, server, log):
                 res.check("journal (3): the tmpfs unmounted, the journal back in the data directory, the "
                           "server restarted; the leases released while the disk was full that came back "
                           "(until their ttl, as documented) released again; nothing left",
-                          ok and why is None and not mounted_on(jdir) and left == [] and locks == 0,
-                          f"{why or ''}{details}; back after the restart: {back_again}; left {left}, "
+                          ok and not mounted_on(jdir) and left == [] and locks == 0,
+                          f"{details}; back after the restart: {back_again}; left {left}, "
                           f"{locks} advisory locks")
             finally:
                 close_quietly(conn)
-        shutil.rmtree(saved, ignore_errors=True)
 
 
 def run(res):

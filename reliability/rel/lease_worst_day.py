@@ -26,12 +26,12 @@ lockhier.fence_timeout: ALTER SYSTEM, reset afterwards).
 """
 
 import os
-import signal
 import threading
 
 from .harness import (Bg, advisory_count, backend_alive, close_quietly, connect, describe_error,
                       error_of, is_waiting, keeper_pid, now, one, rows, sqlstate, wait_until)
 from .lease_faults import server_clock
+from .nemeses import Filler, Stopped, proc_state, table_full
 
 SAFETY = "SET statement_timeout = '60s'"   # nothing here may hang the suite
 ROLE_A, ROLE_B = "lockhier_rel_wd_a", "lockhier_rel_wd_b"
@@ -93,15 +93,6 @@ def waiting_for_keeper(conn, pid, call):
     """The backend is in `call` and waits on its latch for the keeper (wait event Extension)."""
     got = rows(conn, "SELECT state, wait_event_type, query FROM pg_stat_activity WHERE pid = %s", [pid])
     return bool(got) and got[0][0] == "active" and got[0][1] == "Extension" and call in got[0][2]
-
-
-def proc_state(pid):
-    """The process's state letter from /proc (T: stopped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 # System call numbers, by machine: the keeper sleeps in epoll (WaitLatch) between turns, and
@@ -179,37 +170,6 @@ class ServerLog:
 
 
 # --- a full lock table ----------------------------------------------------------------------------
-
-# Session advisory locks in a loop until the lock table has no room (53200): what any role can
-# do. Locks of a session survive the error that ends the loop, so the table stays full until
-# they are given back. Keys already held are taken again without a new entry, so filling again
-# after room was made starts from 1.
-FILL = "DO $$ BEGIN FOR i IN 1..10000000 LOOP PERFORM pg_advisory_lock(i); END LOOP; END $$"
-
-
-class Filler:
-    """The session that fills the shared lock table (see rel/limits.py for what fits)."""
-
-    def __init__(self):
-        self.conn = connect("rel-wd-filler")
-
-    def fill(self):
-        """Fill the table; the sqlstate the loop ended with (53200 when it is full)."""
-        exc, _ = error_of(self.conn, FILL)
-        return sqlstate(exc)
-
-    def free(self):
-        self.conn.execute("SELECT pg_advisory_unlock_all()")
-
-    def close(self):
-        close_quietly(self.conn)
-
-
-def table_full(probe):
-    """A new lock-table entry is refused with 53200 (a transaction lock on a key of its own,
-    given back at once if it was granted)."""
-    return sqlstate(error_of(probe, "SELECT pg_try_advisory_xact_lock(-4242424242)")[0]) == "53200"
-
 
 def warm_up(conn, *sqls):
     """Run each statement once before the table is filled: the first run of a statement loads
@@ -475,22 +435,6 @@ def memory_flat(res):
 
 
 # --- (5) a backend waiting for a stopped keeper, cancelled -----------------------------------------
-
-class Stopped:
-    """The keeper stopped with SIGSTOP for the length of a `with`; always continued after."""
-
-    def __init__(self, pid):
-        self.pid = pid
-
-    def __enter__(self):
-        os.kill(self.pid, signal.SIGSTOP)
-        wait_until(lambda: proc_state(self.pid) == "T", 5)
-        return self
-
-    def __exit__(self, *exc):
-        os.kill(self.pid, signal.SIGCONT)
-        return False
-
 
 def same_token_again(conn, owner, token, take):
     """A lease the keeper granted to a call that was cancelled: the same owner's identical request
