@@ -241,7 +241,8 @@ def full_disk(res, server, log):
     jdir = os.path.join(server.data, "lockhier")
     journal = Journal(server.data)
     tmpfs = JournalTmpfs(server, log)
-    fillers = [Lease((47, i), "snapshot", "share", "2 min", "journal (3) filler") for i in range(1, 81)]
+    # More release records than the last block of the journal can hold (4 kB; about 60 bytes each).
+    fillers = [Lease((47, i), "snapshot", "share", "2 min", "journal (3) filler") for i in range(1, 161)]
     renewed = Lease((47, 900), "snapshot", "exclusive", "2 min", "journal (3) renewed")
     released = Lease((47, 901), "snapshot", "exclusive", "2 min", "journal (3) released")
     short = Lease((47, 902), "snapshot", "exclusive", "3 s", "journal (3) ttl 3 s")

@@ -11,6 +11,12 @@ question and its answer, and more databases dropped at once than there are drop 
     every backend after SIGKILL), never wait without end; afterwards a lease is held by at most
     one owner, and a lease listed for an asker that got an error is its owner's: the identical
     request gets that token back (docs/leases.md, "a backend cancelled while it waits").
+(c) A lease call made while no keeper runs (none is held, so no restore holds the call back): the
+    postmaster is stopped with SIGSTOP, so it cannot start the next keeper, and the keeper is
+    terminated; the call must wait for the next keeper (on its latch, wait event Extension) and
+    be answered once the postmaster goes on, not fail at once with 55000 "lockhier's lease
+    keeper is not running" (0.3.0 before its fix: that failure, in the moment after every start
+    with no live lease and in the second after a keeper exits).
 (b) DROP_SLOTS + 2 databases, each holding a lease, are dropped while no keeper runs, so more
     drops are told than there are drop slots. (Not while the keeper is stopped with SIGSTOP:
     DROP DATABASE waits until every process, the keeper too, has absorbed its ProcSignalBarrier,
@@ -20,6 +26,7 @@ question and its answer, and more databases dropped at once than there are drop 
     slot), and the lease of the database that was not dropped must stay held.
 """
 
+import os
 import signal
 
 import psycopg
@@ -199,6 +206,43 @@ def keeper_ended_mid_question(res):
                   "its owner's alone", ok is True, detail)
 
 
+def call_while_no_keeper(res):
+    server = Server()
+    conn, mon = connect("rel-asks-nokeeper"), connect("rel-asks-nokeeper-monitor")
+    bg = None
+    try:
+        conn.execute(SAFETY)
+        pid = one(conn, "SELECT pg_backend_pid()")
+        old = keeper_pid(mon)
+        held = one(mon, "SELECT count(*) FROM lockhier.leases")
+        call = "SELECT lockhier.try_lease_application(57, 'keeper asks (c)', ttl => '1 min')"
+        with Stopped(server.postmaster_pid()):
+            os.kill(old, signal.SIGTERM)
+            # Its parent stopped, the exited keeper stays a zombie: no keeper runs.
+            gone = wait_until(lambda: proc_state(old) in ("Z", None), 10)
+            bg = Bg(conn, call)
+            waits = wait_until(lambda: bg.done or waiting_for_keeper(mon, pid, "try_lease_application"), 10)
+            still = not bg.done
+        answered = bg.join(30)
+        new = keeper_pid(mon)
+        token = bg.result[0][0] if bg.result else None
+        res.check("keeper asks (c): a lease call made while no keeper runs (none held; the postmaster "
+                  "stopped, the keeper terminated) waits for the next keeper instead of failing with "
+                  "55000, and is answered with its token once the postmaster goes on",
+                  held == 0 and gone and waits and still and answered and bg.error is None
+                  and token is not None and new not in (None, old),
+                  f"leases held before {held}; keeper {old} gone {gone}; the call waiting on its latch "
+                  f"{waits and still}; answered {answered}: "
+                  f"{describe_error(bg.error) if bg.error else token}; new keeper {new}")
+    finally:
+        if bg is not None:
+            bg.join(30)
+        try:
+            mon.execute("SELECT lockhier.release_leases('keeper asks (c)')")
+        finally:
+            close_quietly(conn, mon)
+
+
 def drops_beyond_the_slots(res):
     server = Server()
     log = Log(server.log)
@@ -277,7 +321,8 @@ def drops_beyond_the_slots(res):
 
 
 def run(res):
-    for name, fn in [("keeper asks (a)", keeper_ended_mid_question), ("keeper asks (b)", drops_beyond_the_slots)]:
+    for name, fn in [("keeper asks (a)", keeper_ended_mid_question), ("keeper asks (c)", call_while_no_keeper),
+                     ("keeper asks (b)", drops_beyond_the_slots)]:
         try:
             fn(res)
         except Exception as exc:  # noqa: BLE001 - one part's crash must not hide the other
