@@ -17,24 +17,56 @@ NAMED = ["snapshot", "import", "field__update"]
 LOAD_LOCK_TIMEOUT = "60ms"   # the session lock_timeout of load connections (bounds wait => NULL)
 
 
+def is_named(path):
+    """A path of names (lock_path & co.) rather than ids: the load mixes both (oracle.py)."""
+    return bool(path) and isinstance(path[0], str)
+
+
+def scope_name(path):
+    """The suffix of the SQL functions of a scope: a level, or `path`."""
+    return "path" if is_named(path) else LEVELS[len(path)]
+
+
+def scope_args(path):
+    """The placeholders of a scope's SQL parameters, and their values."""
+    if is_named(path):
+        return ["%s::text[]"], [list(path)]
+    return ["%s::bigint"] * len(path), list(path)
+
+
 def call_sql(function, path, classes, with_wait=True):
-    """SELECT lockhier.<function><level>(ids..., class|classes, mode[, wait]) with parameters."""
-    args = ["%s::bigint"] * len(path)
+    """SELECT lockhier.<function><scope>(ids... | path, class|classes, mode[, wait]) with parameters
+    (the scope's values first: scope_args)."""
+    args = scope_args(path)[0]
     args.append("%s::text[]" if isinstance(classes, list) else "%s::text")
     args.append("%s::text")
     if with_wait:
         args.append("%s::interval")
-    return f"SELECT lockhier.{function}{LEVELS[len(path)]}({', '.join(args)})"
+    return f"SELECT lockhier.{function}{scope_name(path)}({', '.join(args)})"
 
 
 def literal_call(function, path, classes, mode):
-    """The same call as SQL text (for statements that make many calls at once)."""
-    ids = [str(i) for i in path]
+    """The same call as SQL text (for statements that make many calls at once); names of paths
+    here are plain words."""
+    if is_named(path):
+        ids = ["ARRAY[" + ", ".join(f"'{n}'" for n in path) + "]"]
+    else:
+        ids = [str(i) for i in path]
     if isinstance(classes, list):
         cls = "ARRAY[" + ", ".join(f"'{c}'" for c in classes) + "]"
     else:
         cls = f"'{classes}'"
-    return f"lockhier.{function}{LEVELS[len(path)]}({', '.join(ids + [cls, repr(mode)])})"
+    return f"lockhier.{function}{scope_name(path)}({', '.join(ids + [cls, repr(mode)])})"
+
+
+# Names of the load's paths: one with a slash inside a name (not a separator), one with spaces,
+# colon and '!' (a room id), and plain ones; depths 1 to 4, so paths nest deeper than fields.
+PATH_NAMES = ["r", "s", "a/b", "!room 1:x"]
+
+
+def random_path(rng, weights):
+    depth = rng.choices([1, 2, 3, 4], weights=weights)[0]
+    return tuple(rng.choice(PATH_NAMES[:2]) if i else rng.choice(PATH_NAMES) for i in range(depth))
 
 
 # --- exhaustive pairs: the server against the oracle, one pair at a time ----------------------
@@ -47,6 +79,8 @@ def universe():
             nodes.append((a, t))
             for f in (1, 2):
                 nodes.append((a, t, f))
+    # Paths of names beside them: nested, siblings, a slash inside a name.
+    nodes += [("r",), ("r", "s"), ("r", "s", "r", "s"), ("s",), ("a/b",)]
     classes = ["all", "a", "b", ["a", "b"], ["b", "c"]]
     return [(n, c, m) for n in nodes for c in classes for m in ("share", "exclusive")]
 
@@ -65,10 +99,10 @@ def exhaustive_pairs(res):
         for i, (path, cls, mode) in enumerate(reqs):
             session = i % 2 == 1
             if session:
-                a_conn.execute(call_sql("session_lock_", path, cls), [*path, cls, mode, "0"])
+                a_conn.execute(call_sql("session_lock_", path, cls), [*scope_args(path)[1], cls, mode, "0"])
             else:
                 a_conn.execute("BEGIN")
-                a_conn.execute(call_sql("lock_", path, cls), [*path, cls, mode, "0"])
+                a_conn.execute(call_sql("lock_", path, cls), [*scope_args(path)[1], cls, mode, "0"])
             b_conn.execute("BEGIN")
             got = b_conn.execute(probe).fetchone()[0]
             b_conn.execute("ROLLBACK")
@@ -87,7 +121,7 @@ def exhaustive_pairs(res):
     finally:
         close_quietly(a_conn, b_conn)
     n = len(reqs) ** 2
-    res.check(f"exhaustive pairs: {len(reqs)} requests (15 nodes x 5 class sets x 2 modes), "
+    res.check(f"exhaustive pairs: {len(reqs)} requests (15 nodes and 5 paths of names x 5 class sets x 2 modes), "
               f"{n} ordered pairs, server == oracle", not mismatches,
               f"{len(mismatches)} mismatches, first: {mismatches[:3]}" if mismatches
               else f"{now() - t0:.1f} s")
@@ -119,6 +153,8 @@ def record_failed_call(rec, exc, variant, wait, problem):
 def random_request(rng):
     level = rng.choices([0, 1, 2, 3], weights=[1, 2, 3, 4])[0]
     path = tuple(rng.randint(1, 2) for _ in range(level))
+    if level and rng.random() < 0.3:
+        path = random_path(rng, [2, 3, 3, 2])
     p = rng.random()
     if p < 0.25:
         classes = rng.choice(["all", "all", "ALL"])
@@ -169,14 +205,14 @@ class Worker:
         function = {("xact", "raise"): "lock_", ("xact", "try"): "try_lock_",
                     ("session", "raise"): "session_lock_",
                     ("session", "try"): "try_session_lock_"}[(scope, variant)]
-        rec = history.Rec(self.idx, self.pid, len(self.recs), scope, function + LEVELS[len(path)],
+        rec = history.Rec(self.idx, self.pid, len(self.recs), scope, function + scope_name(path),
                           oracle.make(path, classes, mode), wait, nested=nested)
         rec.args = (path, classes, mode)
         rec.variant = variant
         sql = call_sql(function, path, classes)
         rec.t_call0 = now()
         try:
-            value = self.conn.execute(sql, [*path, classes, mode, wait]).fetchone()[0]
+            value = self.conn.execute(sql, [*scope_args(path)[1], classes, mode, wait]).fetchone()[0]
             rec.t_call1 = now()
             if variant == "raise":
                 rec.outcome = "granted"
@@ -241,7 +277,7 @@ class Worker:
         else:
             rec.t_rel0 = now()
             ok = one(self.conn, call_sql("session_unlock_", path, classes, with_wait=False),
-                     [*path, classes, mode])
+                     [*scope_args(path)[1], classes, mode])
             rec.t_rel1 = now()
             if ok is not True:
                 self.problem(f"session_unlock of {rec.req} returned {ok}")
@@ -303,6 +339,8 @@ def lease_request(rng):
     a lease lasts up to seconds."""
     level = rng.choices([0, 1, 2, 3], weights=[1, 2, 4, 8])[0]
     path = tuple(rng.randint(1, 2) for _ in range(level))
+    if level and rng.random() < 0.3:
+        path = random_path(rng, [1, 2, 4, 4])
     p = rng.random()
     if p < 0.2:
         classes = rng.choice(["all", "ALL"])
@@ -336,11 +374,11 @@ def random_wait(rng):
 
 
 def lease_sql(function, path, classes):
-    """SELECT lockhier.<function><level>(ids..., owner, class|classes, mode, ttl, wait)."""
-    args = ["%s::bigint"] * len(path) + ["%s::text"]
+    """SELECT lockhier.<function><scope>(ids... | path, owner, class|classes, mode, ttl, wait)."""
+    args = scope_args(path)[0] + ["%s::text"]
     args.append("%s::text[]" if isinstance(classes, list) else "%s::text")
     args += ["%s::text", "%s::interval", "%s::interval"]
-    return f"SELECT lockhier.{function}{LEVELS[len(path)]}({', '.join(args)})"
+    return f"SELECT lockhier.{function}{scope_name(path)}({', '.join(args)})"
 
 
 def not_held_warning(conn, before, token):
@@ -427,13 +465,13 @@ class LeaseWorker:
         wait = random_wait(self.rng)
         variant = self.rng.choice(["raise", "try"])
         fn = ("lease_" if variant == "raise" else "try_lease_")
-        rec = history.Rec(self.a_id, self.a_pid, len(self.book.calls), "lease", fn + LEVELS[len(path)],
+        rec = history.Rec(self.a_id, self.a_pid, len(self.book.calls), "lease", fn + scope_name(path),
                           oracle.make(path, classes, mode), wait, kind="lease-call", owner=owner, ttl=ttl)
         rec.variant = variant
         rec.t_call0 = now()
         try:
             value = self.a.execute(lease_sql(fn, path, classes),
-                                   [*path, owner, classes, mode, ms(ttl), wait]).fetchone()[0]
+                                   [*scope_args(path)[1], owner, classes, mode, ms(ttl), wait]).fetchone()[0]
             rec.t_call1 = now()
             rec.token = value
             rec.outcome = "granted" if value is not None else "refused"
@@ -612,7 +650,7 @@ class LeaseWorker:
                 delay = expiry - time.time() + self.rng.uniform(-0.010, 0.010)
                 if 0 < delay < 3.5:
                     time.sleep(delay)
-        fn = "try_lock_" + LEVELS[len(path)]
+        fn = "try_lock_" + scope_name(path)
         rec = history.Rec(self.b_id, self.b_pid, len(self.recs), "xact", fn,
                           oracle.make(path, classes, "exclusive"), "0")
         rec.args = (path, classes, "exclusive")
@@ -620,7 +658,7 @@ class LeaseWorker:
         self.b.execute("BEGIN")
         rec.t_call0 = now()
         try:
-            value = one(self.b, call_sql("try_lock_", path, classes), [*path, classes, "exclusive", "0"])
+            value = one(self.b, call_sql("try_lock_", path, classes), [*scope_args(path)[1], classes, "exclusive", "0"])
             rec.t_call1 = now()
             rec.outcome = "granted" if value is True else "refused"
         except psycopg.Error as exc:

@@ -1,7 +1,9 @@
 """The lock model's oracle, written from docs/lock-model.md and nothing else.
 
 Two requests of different sessions conflict exactly when
-  1. their scopes overlap: one id path is a prefix of (or equal to) the other,
+  1. their scopes overlap: one id path is a prefix of (or equal to) the other; a path of names
+     (lock_path & co.) likewise with another path of names, and with a path of ids only when one
+     of them is the global scope (the two trees share only their root),
   2. their classes overlap: equal, or either is 'all',
   3. at least one of them is exclusive.
 A request naming several classes is the union of its single-class requests. Class names match
@@ -14,13 +16,16 @@ ALL = None  # the classes of an 'all' request
 
 
 class Req(NamedTuple):
-    path: Tuple[int, ...]                # () global, (a,), (a, t), (a, t, f)
+    path: tuple                          # () global, (a,), (a, t), (a, t, f); or names ('r', 's')
     classes: Optional[FrozenSet[str]]    # None = all classes
     exclusive: bool
 
     def __str__(self):
         names = ["global", "application", "table", "field"]
-        where = names[len(self.path)] + ("" if not self.path else " " + "/".join(map(str, self.path)))
+        if self.path and isinstance(self.path[0], str):
+            where = "path " + "/".join(self.path)
+        else:
+            where = names[len(self.path)] + ("" if not self.path else " " + "/".join(map(str, self.path)))
         what = "all" if self.classes is None else "{" + ",".join(sorted(self.classes)) + "}"
         return f"({where}, {what}, {'exclusive' if self.exclusive else 'share'})"
 
@@ -39,6 +44,8 @@ def make(path, classes, mode):
 
 
 def scopes_overlap(a, b):
+    if a.path and b.path and isinstance(a.path[0], str) != isinstance(b.path[0], str):
+        return False   # a path of names and a path of ids meet only at the global scope
     n = min(len(a.path), len(b.path))
     return a.path[:n] == b.path[:n]
 
@@ -84,4 +91,14 @@ KNOWN_CASES = [
     (_r((1,), ["x", "X"], "exclusive"), _r((1,), "y", "exclusive"), False),
     # siblings never overlap, whatever the classes and modes
     (_r((1, 1, 1), "all", "exclusive"), _r((1, 1, 2), "all", "exclusive"), False),
+    # paths of names (docs/paths.md): a path covers what is under it, at any depth
+    (_r(("sites", "c0a8", "backups"), "backup", "exclusive"), _r(("sites", "c0a8"), "all", "exclusive"), True),
+    (_r(("a", "b", "c", "d", "e"), "x", "share"), _r(("a",), "x", "exclusive"), True),
+    (_r(("sites", "c0a8"), "backup", "exclusive"), _r(("sites", "c0a9"), "backup", "exclusive"), False),
+    # names compare whole and exactly: a slash inside a name is not a separator, case counts
+    (_r(("a/b",), "all", "exclusive"), _r(("a", "b"), "all", "exclusive"), False),
+    (_r(("Room",), "all", "exclusive"), _r(("room",), "all", "exclusive"), False),
+    # the global scope covers paths; a path and a numeric scope never meet below it
+    (_r((), "all", "exclusive"), _r(("sites",), "x", "share"), True),
+    (_r((7,), "all", "exclusive"), _r(("7",), "all", "exclusive"), False),
 ]
