@@ -720,8 +720,10 @@ def main():
       "default `10000 100000`), `BENCH_SCALE_SAMPLES` (cycles a visit, default 2000), `BENCH_RESTORE_TIMEOUT` "
       "(default 1800 s), `BENCH_INSTALL=1` to rebuild and reinstall "
       "lockhier first (`0`: only where it is missing), `BENCH_QUICK=1` for a smoke run of about 3 minutes "
-      "(labelled as such here). Raw results land in `bench/results/` (`throughput.csv`, `conflict.json`, "
-      "`preload.csv`, `leases.json`, `lease_load.csv`, `lease_warnings.json`, `lease_scale.json`, "
+      "(labelled as such here), `BENCH_ONLY=paths` for the paths comparison alone (about 4 minutes, printed "
+      "with its targets, its raw results in `bench/results-paths/`, this page left as it is). Raw results "
+      "land in `bench/results/` (`throughput.csv`, `conflict.json`, "
+      "`preload.csv`, `paths.csv`, `leases.json`, `lease_load.csv`, `lease_warnings.json`, `lease_scale.json`, "
       "`versions.csv`, `versions.txt`, `plan_timing.txt`, `machine.txt`, `settings.txt`).")
     w("")
 
