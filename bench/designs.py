@@ -57,5 +57,17 @@ DESIGNS = [
            "JSON blob as above, `synchronous_commit = off`", "replaced", ASYNC),
 ]
 
-BY_NAME = {d.name: d for d in DESIGNS}
+# Run only side by side (bench/paired.py, tag "paths"), not in the throughput rounds: each is one
+# lock call after BEGIN, as it is used, so that the three compare like for like.
+PATH_DESIGNS = [
+    Design("lock_field_tx", "lock_field_tx", "lockhier lock_field, in a transaction",
+           "`BEGIN; lockhier.lock_field(a, t, f, 'field__update'); COMMIT`", "lockhier"),
+    Design("lock_path_3", "lock_path_3", "lockhier lock_path, 3 names",
+           "`BEGIN; lockhier.lock_path(ARRAY[3 UUIDs], 'field__update'); COMMIT`", "lockhier"),
+    Design("lock_path_8", "lock_path_8", "lockhier lock_path, 8 names",
+           "`BEGIN; lockhier.lock_path(ARRAY['archive', 'srv', 'photos', 3 UUIDs, '2026', '05'], "
+           "'field__update'); COMMIT`", "lockhier"),
+]
+
+BY_NAME = {d.name: d for d in DESIGNS + PATH_DESIGNS}
 BASELINE = "advisory"

@@ -1,5 +1,5 @@
-"""Two sides measured side by side: short pgbench runs of each, one right after the other, in
-alternating order, for a ratio that the machine's drift does not skew.
+"""Two sides (or more) measured side by side: short pgbench runs of each, one right after the
+other, in an order that changes every round, for a ratio that the machine's drift does not skew.
 
     python bench/paired.py --tag 15 --clients 2 --rounds 10 --seconds 3 --bindir "$PGBIN" \\
         --side advisory advisory /var/tmp/lockhier-bench-pg15/run 5484 \\
@@ -8,8 +8,9 @@ alternating order, for a ratio that the machine's drift does not skew.
 A side is a label, a design of bench/designs.py and the cluster to run it on (socket directory
 and port): the same cluster with two designs (lock_field beside the stock lock on each
 PostgreSQL major), or one design on two clusters (lock_field with and without lease support
-loaded). Appends one CSV row per pgbench run to OUT, tagged, so that several invocations share a
-file; the report takes, per tag and client count, the median over rounds of side 1 / side 2.
+loaded), or three designs on one cluster (lock_path with 3 and 8 names beside lock_field).
+Appends one CSV row per pgbench run to OUT, tagged, so that several invocations share a file;
+the report takes, per tag and client count, the median over rounds of one side / another.
 """
 
 import argparse
@@ -56,8 +57,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     sides = [side(s) for s in args.side]
-    if len(sides) != 2:
-        raise SystemExit("give exactly two --side")
+    if len(sides) < 2:
+        raise SystemExit("give at least two --side")
     stripe = max(4, max(args.clients))  # ids are striped by client: no two clients meet
     warm_up(sides, args.clients, args.db, stripe, args.bindir)
 
@@ -68,9 +69,10 @@ def main() -> int:
         if new:
             writer.writeheader()
         for rnd in range(1, args.rounds + 1):
-            # Each side goes first in every other round, so neither always runs on a machine the
-            # other has just warmed (or left busy).
-            order = sides if rnd % 2 else sides[::-1]
+            # The order turns by one side each round (two sides: each goes first in every other
+            # round), so no side always runs on a machine another has just warmed (or left busy).
+            turn = (rnd - 1) % len(sides)
+            order = sides[turn:] + sides[:turn]
             for clients in args.clients:
                 for position, s in enumerate(order, 1):
                     started = time.strftime("%H:%M:%S")

@@ -1,6 +1,8 @@
 """BENCHMARKS.md and bench/throughput.png from the raw results of scripts/bench.sh.
 
     python bench/report.py --results bench/results --markdown BENCHMARKS.md --plot bench/throughput.png
+    python bench/report.py --results bench/results --only paths     the paths section and its targets,
+                                                                     printed (BENCH_ONLY=paths)
 """
 
 import argparse
@@ -24,6 +26,8 @@ REPLACED = ["row_nowait", "lease", "blob"]
 PRELOAD_CLIENTS = [1, 2]  # scripts/bench.sh runs the lease-support comparison at these
 VERSION_CLIENTS = 2  # and lock_field beside the stock lock on each major at this
 MAJORS = ["15", "16", "17", "18"]
+PATHS_TAG = "paths"  # bench/paired.py's tag for lock_path beside lock_field, and its sides:
+PATH_SIDES = [("path_3", "3 names", 0.95), ("path_8", "8 names", 0.85)]  # with the targets of issue 19
 
 
 def read_kv(path: Path) -> dict:
@@ -420,6 +424,74 @@ def write_versions(w, versions: Paired, notes: dict, machine: dict):
     write_failed(w, versions)
 
 
+def path_ratios(paths: Paired, side: str):
+    """(clients, median ratio of side to lock_field, per-round ratios) at each client count measured."""
+    counts = sorted({c for (tag, c, _) in paths.tps if tag == PATHS_TAG})
+    return [(c, paths.ratio(PATHS_TAG, c, side, "lock_field"), paths.ratios(PATHS_TAG, c, side, "lock_field"))
+            for c in counts]
+
+
+def path_targets(target, paths: Paired):
+    for side, names, floor in PATH_SIDES:
+        vals = [(c, v) for c, v, _ in path_ratios(paths, side) if v is not None]
+        target(f"`lock_path` with {names} ≥ {floor:.2f}× `lock_field` (side by side, in a transaction)", None,
+               all(v >= floor for _, v in vals) if vals else None,
+               ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in vals) or "not measured")
+    target("`lock_many` of 4 field requests ≥ 1.5× four `lock_field` calls in one transaction", None, None,
+           "not measured: `lock_many` is not built yet")
+
+
+def write_paths(w, paths: Paired, status: str, machine: dict):
+    w("## Paths")
+    w("")
+    w("`lock_path` beside `lock_field` on the main cluster, side by side in the same run: a path of 3 names "
+      "(three UUIDs, 36 bytes each), one of 8 (`archive/srv/photos/<uuid>/<uuid>/2026/05/<uuid>`) and "
+      "`lock_field(a, t, f)`, the ids and UUIDs varied per transaction and the last one striped by client "
+      "(no two clients meet). Each is one call wrapped in a transaction, `BEGIN; SELECT ...; COMMIT` (three "
+      "statements: the round trips weigh on all three alike), as the calls are used "
+      "(`bench/pgbench/lock_field_tx.sql`, `lock_path_3.sql`, `lock_path_8.sql`). Each round runs the three "
+      "one after the other, the order turning by one each round, "
+      f"{machine.get('pair_seconds', '?')} s a run, {machine.get('pair_rounds', '?')} rounds; a ratio is the "
+      "median over rounds of the per-round ratio.")
+    w("")
+    if status != "measured":
+        w(f"**Not measured**: {status.removeprefix('failed: ')}.")
+        w("")
+    rows = {side: {c: (v, r) for c, v, r in path_ratios(paths, side)} for side, _, _ in PATH_SIDES}
+    counts = sorted({c for (tag, c, _) in paths.tps if tag == PATHS_TAG})
+    if counts:
+        w("| clients | tps, `lock_field` | tps, 3 names | tps, 8 names | 3 names ÷ `lock_field` (range) "
+          "| 8 names ÷ `lock_field` (range) |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for c in counts:
+            cells = []
+            for side, _, _ in PATH_SIDES:
+                v, r = rows[side].get(c, (None, []))
+                cells.append(f"{fmt_ratio(v)} ({min(r):.2f}× – {max(r):.2f}×)" if r else "—")
+            w(f"| {c} | {fmt_tps(paths.median(PATHS_TAG, c, 'lock_field'))} "
+              f"| {fmt_tps(paths.median(PATHS_TAG, c, 'path_3'))} | {fmt_tps(paths.median(PATHS_TAG, c, 'path_8'))} "
+              f"| {cells[0]} | {cells[1]} |")
+        w("")
+    w("`lock_many` (several scopes in one call) is not built yet, so its target is not measured.")
+    w("")
+    write_failed(w, paths)
+
+
+def only_paths(R: Path):
+    """BENCH_ONLY=paths: the paths section and its targets, printed."""
+    machine = read_kv(R / "machine.txt")
+    paths = Paired(R / "paths.csv")
+    md = []
+    write_paths(md.append, paths, read_kv(R / "paths.txt").get("status", "not run"), machine)
+    targets = []
+    path_targets(lambda name, _value, ok, shown: targets.append(
+        (name, shown, "—" if ok is None else ("met" if ok else "not met"))), paths)
+    print("\n".join(md))
+    print(f"load average before the run: {machine.get('load_before', '?')}, after: {machine.get('load_after', '?')}")
+    for name, shown, verdict in targets:
+        print(f"  {verdict:<8} {name}: {shown}")
+
+
 def write_failed(w, paired: Paired):
     if paired.failed:
         w(f"**{len(paired.failed)} pgbench run(s) failed** and are left out: "
@@ -431,10 +503,16 @@ def write_failed(w, paired: Paired):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, required=True)
-    ap.add_argument("--markdown", type=Path, required=True)
-    ap.add_argument("--plot", type=Path, required=True)
+    ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--plot", type=Path)
+    ap.add_argument("--only", choices=["paths"], help="print one section and its targets (BENCH_ONLY)")
     args = ap.parse_args()
     R = args.results
+    if args.only == "paths":
+        only_paths(R)
+        return
+    if not args.markdown or not args.plot:
+        ap.error("--markdown and --plot are required")
     machine = read_kv(R / "machine.txt")
     settings = read_kv(R / "settings.txt")
     res = Results(R / "throughput.csv")
@@ -444,6 +522,8 @@ def main():
     preload = Paired(R / "preload.csv")
     preload_status = read_kv(R / "preload.txt").get("status", "not run")
     versions = Paired(R / "versions.csv")
+    paths = Paired(R / "paths.csv")
+    paths_status = read_kv(R / "paths.txt").get("status", "not run")
     version_notes = read_kv(R / "versions.txt")
     leases = json.loads((R / "leases.json").read_text()) if (R / "leases.json").exists() else {}
     load = Paired(R / "lease_load.csv")
@@ -552,6 +632,7 @@ def main():
             target(f"a lease cycle with {int(level):,} leases held ≤ 1.2× none held (median)", None,
                    c["ratio_to_none"] <= 1.2,
                    f"{c['ratio_to_none']:.2f}× ({fmt_us(c['median_us'])} vs {fmt_us(scale['cycles']['0']['median_us'])})")
+    path_targets(target, paths)
     rs = scale.get("restore")
     if rs:
         target(f"restore of {rs.get('leases_before', 0):,} leases after an immediate shutdown: first lockhier call "
@@ -639,8 +720,10 @@ def main():
       "default `10000 100000`), `BENCH_SCALE_SAMPLES` (cycles a visit, default 2000), `BENCH_RESTORE_TIMEOUT` "
       "(default 1800 s), `BENCH_INSTALL=1` to rebuild and reinstall "
       "lockhier first (`0`: only where it is missing), `BENCH_QUICK=1` for a smoke run of about 3 minutes "
-      "(labelled as such here). Raw results land in `bench/results/` (`throughput.csv`, `conflict.json`, "
-      "`preload.csv`, `leases.json`, `lease_load.csv`, `lease_warnings.json`, `lease_scale.json`, "
+      "(labelled as such here), `BENCH_ONLY=paths` for the paths comparison alone (about 4 minutes, printed "
+      "with its targets, its raw results in `bench/results-paths/`, this page left as it is). Raw results "
+      "land in `bench/results/` (`throughput.csv`, `conflict.json`, "
+      "`preload.csv`, `paths.csv`, `leases.json`, `lease_load.csv`, `lease_warnings.json`, `lease_scale.json`, "
       "`versions.csv`, `versions.txt`, `plan_timing.txt`, `machine.txt`, `settings.txt`).")
     w("")
 
@@ -757,6 +840,7 @@ def main():
               f"SQL function calls the stock row makes.")
             w("")
 
+    write_paths(w, paths, paths_status, machine)
     write_leases(w, preload, preload_status, leases, pg, machine, load, warnings, scale, scale_status)
     write_versions(w, versions, version_notes, machine)
 
@@ -809,9 +893,10 @@ def main():
       "bench database sets `client_min_messages` and `log_min_messages` to `error`: the figures leave out "
       "the delivery of a warning per call (to the client and to the server log), not the lock's work. "
       "Errors are still logged and sent.")
-    w("- Side-by-side comparisons (`bench/paired.py`: lease support loaded or not, and each major's "
-      "`lock_field` beside its stock lock): each round runs one side and then the other, the first side "
-      "first in odd rounds and second in even ones, at each client count; the ratio is the median over "
+    w("- Side-by-side comparisons (`bench/paired.py`: lease support loaded or not, `lock_path` beside "
+      "`lock_field`, and each major's `lock_field` beside its stock lock): each round runs one side and then "
+      "the other (or the others), the order turning by one side each round (with two sides: the first side "
+      "first in odd rounds and second in even ones), at each client count; the ratio is the median over "
       "rounds of the per-round ratio, so drift in the machine's speed between rounds cancels out.")
     w("- Leases (`bench/leases.py`) are timed in a psycopg 3 client like the conflict path: prepared "
       "statements in autocommit, one call a transaction, each figure including its round trips.")

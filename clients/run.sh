@@ -113,6 +113,8 @@ pytest_suite "Python SQLAlchemy 2" test_sqlalchemy.py
 pytest_suite "Python Django" test_django.py
 pytest_suite "Migrations: Django, psql" test_migrations.py
 pytest_suite "Python psycopg 3: leases" test_leases_psycopg.py
+pytest_suite "Python psycopg 3: rooms" test_room_workers.py
+pytest_suite "Python psycopg 3: paths" test_archiver.py
 
 say "Node: node-postgres (node --test)"
 (cd "$HERE/node" && node --test --test-concurrency=1 \

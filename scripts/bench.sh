@@ -11,12 +11,14 @@
 #                                      (20 of them restoring 100,000 leases after a restart)
 #   make bench PG=18                   the same on another major (15, 16, 17 or 18)
 #   BENCH_QUICK=1 make bench           a smoke run (about 3 minutes), labelled SMOKE in the report
+#   BENCH_ONLY=paths make bench        only lock_path beside lock_field (about 4 minutes; quick: 1),
+#                                      printed with its targets; BENCHMARKS.md is left as it is
 #
 # The run, in order: the release build of lockhier installed into each major where needed; the
 # planner timed (cargo test --release); then on PostgreSQL $PG, in a private cluster with
 # lockhier in shared_preload_libraries and durable commits: throughput (pgbench), the conflict
 # path, lock_field against a second cluster without lease support, leases timed from a client,
-# leases under load beside the lease table (pgbench); then leases at scale in a cluster of their
+# lock_path with 3 and 8 names beside lock_field; leases under load beside the lease table (pgbench); then leases at scale in a cluster of their
 # own (many leases held, a restart); last, for each major 15 to 18 in its own cluster,
 # lock_field beside the stock lock at 2 clients.
 #
@@ -29,8 +31,9 @@
 #   BENCH_CLIENTS   client counts (default "1 2 4"; quick "1 2")
 #   BENCH_SAMPLES   timed calls per conflict-path variant (default 4000; quick 400)
 #   BENCH_PAIR_ROUNDS, BENCH_PAIR_SECONDS  the side-by-side comparisons (lease support loaded or
-#                   not; lock_field and the stock lock on each major): rounds of one run of each
-#                   side, in alternating order, and seconds a run (default 10 and 3; quick 3 and 1)
+#                   not; lock_path beside lock_field; lock_field and the stock lock on each major):
+#                   rounds of one run of each side, in an order turning each round, and seconds a
+#                   run (default 10 and 3; quick 3 and 1)
 #   BENCH_LEASE_SAMPLES   timed pairs (take, release) per lease design (default 2000; quick 200)
 #   BENCH_EXPIRY_SAMPLES  leases expired under a queued waiter (default 100; quick 20)
 #   BENCH_LEASE_ROUNDS, BENCH_LEASE_SECONDS  leases under load (bench/lease_load.py): rounds, and
@@ -56,7 +59,8 @@
 #                   live beside it: $BENCH_HOME-pgNN on BENCH_PORT+1..+4 (majors 15..18),
 #                   $BENCH_HOME-nopreload on BENCH_PORT+5 and $BENCH_HOME-scale on BENCH_PORT+6.
 #                   Each is made anew and stopped at the end
-#   BENCH_OUT       raw results (default bench/results: throughput.csv, conflict.json, ...)
+#   BENCH_OUT       raw results (default bench/results: throughput.csv, conflict.json, ...;
+#                   with BENCH_ONLY=paths, bench/results-paths)
 #   BENCH_NOTE      a sentence the report shows at its top (how the machine was, say)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +71,8 @@ PG=${PG:-15}
 case "$PG" in 15 | 16 | 17 | 18) ;; *) echo "PG must be 15, 16, 17 or 18, not $PG" >&2; exit 2 ;; esac
 ALL_VERSIONS="15 16 17 18"
 QUICK=${BENCH_QUICK:-0}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in "" | paths) ;; *) echo "BENCH_ONLY must be empty or paths, not $ONLY" >&2; exit 2 ;; esac
 [ "${1:-}" = "--quick" ] && QUICK=1
 if [ "$QUICK" = 1 ]; then
   SECONDS_TOTAL=${BENCH_SECONDS:-36} ROUNDS=${BENCH_ROUNDS:-1} CLIENTS=${BENCH_CLIENTS:-"1 2"}
@@ -87,7 +93,7 @@ LEASE_CLIENTS=${BENCH_LEASE_CLIENTS:-"1 2 4 8"} RENEW_CLIENTS=${BENCH_RENEW_CLIE
 HOME_MAIN=${BENCH_HOME:-/var/tmp/lockhier-bench} PORT_MAIN=${BENCH_PORT:-5483}
 HOME_NOPRELOAD=$HOME_MAIN-nopreload PORT_NOPRELOAD=$((PORT_MAIN + 5))
 HOME_SCALE=$HOME_MAIN-scale PORT_SCALE=$((PORT_MAIN + 6))
-OUT=${BENCH_OUT:-$ROOT/bench/results}
+OUT=${BENCH_OUT:-$ROOT/bench/results${ONLY:+-$ONLY}} # BENCH_ONLY keeps the full run's results
 VENV=$ROOT/bench/.venv
 PY=$VENV/bin/python
 DB=bench
@@ -191,6 +197,9 @@ PGBIN=$("$PG_CONFIG" --bindir)
 install_lockhier "$PG" "$PG_CONFIG"
 declare -A VERSION_SKIP=() VERSION_BIN=()
 for v in $ALL_VERSIONS; do
+  if [ -n "$ONLY" ] && [ "$v" != "$PG" ]; then
+    VERSION_SKIP[$v]="BENCH_ONLY=$ONLY" && continue
+  fi
   pg_config=$(installed_pg_config "$v")
   [ -z "$pg_config" ] || VERSION_BIN[$v]=$("$pg_config" --bindir)
   if [ -z "$pg_config" ]; then
@@ -207,11 +216,13 @@ python_venv "$VENV" "$ROOT/bench/requirements.txt"
 # pure crate is built in release (seconds), before the cluster starts, so the build competes
 # with nothing measured. It fails if a field plan costs 1 µs or more.
 # The dist profile, as what ships is measured (cargo bench's own profile has thin LTO).
-log "planner and key timing (cargo bench --profile dist -p lockhier-core --bench plan_timing)"
-cargo bench --profile dist -p lockhier-core --bench plan_timing \
-  >"$OUT/plan_timing.log" 2>&1 || { cat "$OUT/plan_timing.log" >&2; echo "plan_timing failed" >&2; exit 1; }
-sed -n 's/.*plan_timing: //p' "$OUT/plan_timing.log" >"$OUT/plan_timing.txt"
-cat "$OUT/plan_timing.txt"
+if [ -z "$ONLY" ]; then
+  log "planner and key timing (cargo bench --profile dist -p lockhier-core --bench plan_timing)"
+  cargo bench --profile dist -p lockhier-core --bench plan_timing \
+    >"$OUT/plan_timing.log" 2>&1 || { cat "$OUT/plan_timing.log" >&2; echo "plan_timing failed" >&2; exit 1; }
+  sed -n 's/.*plan_timing: //p' "$OUT/plan_timing.log" >"$OUT/plan_timing.txt"
+  cat "$OUT/plan_timing.txt"
+fi
 
 # ---------------------------------------------------------------- the cluster
 # lockhier preloaded (scripts/cluster.sh's default): leases are measured here, and the
@@ -270,6 +281,33 @@ psql -X -At -F '=' -d "$DB" -c "SELECT name, setting || coalesce(' ' || unit, ''
 "$PGBIN/pg_test_fsync" -s 1 -f "$HOME_MAIN/pg_test_fsync.tmp" >"$OUT/pg_test_fsync.txt" 2>&1 || true
 rm -f "$HOME_MAIN/pg_test_fsync.tmp"
 
+# ---------------------------------------------------------------- paths beside lock_field
+# lock_path with 3 and 8 names beside lock_field on the main cluster, each one call after BEGIN
+# (bench/designs.py's PATH_DESIGNS), the three in an order turning each round. A failure is
+# reported (paths.txt) and the run goes on.
+run_paths() {
+  log "lock_path (3 and 8 names) beside lock_field, $PAIR_ROUNDS rounds x clients (1 2) x ${PAIR_SECONDS} s, turning"
+  local status=measured
+  "$PY" bench/paired.py --tag paths --db "$DB" --clients 1 2 --rounds "$PAIR_ROUNDS" --seconds "$PAIR_SECONDS" \
+    --bindir "$PGBIN" --out "$OUT/paths.csv" \
+    --side lock_field lock_field_tx "$HOME_MAIN/run" "$PORT_MAIN" \
+    --side path_3 lock_path_3 "$HOME_MAIN/run" "$PORT_MAIN" \
+    --side path_8 lock_path_8 "$HOME_MAIN/run" "$PORT_MAIN" ||
+    status="failed: its pgbench runs did not complete (see the log of make bench)"
+  [ "$status" = measured ] || log "WARNING: paths: $status"
+  echo "status=$status" >"$OUT/paths.txt"
+}
+if [ "$ONLY" = paths ]; then
+  run_paths
+  echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+  cluster "${MAIN[@]}" stop
+  stop_started
+  trap - EXIT
+  "$PY" bench/report.py --results "$OUT" --only paths
+  log "done in $(( ($(date +%s) - started) / 60 )) min: raw results in $OUT (BENCHMARKS.md left as it is)"
+  exit 0
+fi
+
 # ---------------------------------------------------------------- throughput
 n_designs=$("$PY" -c 'import sys; sys.path.insert(0, "bench"); from designs import DESIGNS; print(len(DESIGNS))')
 n_clients=$(wc -w <<<"$CLIENTS")
@@ -307,6 +345,8 @@ fi
 [ "$preload_status" = measured ] || log "WARNING: lease support loaded or not: $preload_status"
 echo "status=$preload_status" >"$OUT/preload.txt"
 cluster "${NOPRELOAD[@]}" stop
+
+run_paths
 
 # ---------------------------------------------------------------- leases
 log "leases: $LEASE_SAMPLES timed pairs per design, $EXPIRY_SAMPLES expiries"
