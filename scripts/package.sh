@@ -5,6 +5,10 @@
 #
 #   scripts/package.sh NN      -> target/packages/postgresql-NN-lockhier_<version>_amd64.deb
 #
+# LOCKHIER_PACKAGE_PROFILE=release packages the tests' build instead (thin LTO, which make test
+# has already built and tested by then): make test checks how the package installs and works
+# without a fat-LTO build of its own; make package ships the dist build.
+#
 # The build's own tree (target/dist/lockhier-pgNN/, laid out for the pg_config it was built
 # with) is re-rooted under /usr/lib/postgresql/NN/lib and /usr/share/postgresql/NN/extension.
 # Prints the .deb's path.
@@ -15,8 +19,9 @@ source scripts/lib/pg.sh
 v=${1:?usage: scripts/package.sh NN}
 pg_config=$(pg_config_for "$v")
 version=$(crate_version)
-build_lockhier "$v" dist
-tree=$(build_tree "$v" dist)
+profile=${LOCKHIER_PACKAGE_PROFILE:-dist}
+build_lockhier "$v" "$profile"
+tree=$(build_tree "$v" "$profile")
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
