@@ -33,7 +33,7 @@ import psycopg
 
 from .harness import (Bg, Server, close_quietly, connect, describe_error, keeper_pid, now, one, rows, sqlstate,
                       wait_for_server, wait_until)
-from .lease_worst_day import DurableKeeper, stopped_in, wait_kind, waiting_for_keeper
+from .lease_worst_day import BUSY, DurableKeeper, stopped_in, wait_kind, waiting_for_keeper
 from .nemeses import Log, Stopped, proc_state, signal_process
 
 SAFETY = "SET statement_timeout = '30s'"
@@ -98,17 +98,6 @@ def question_not_taken(sig):
         close_quietly(mon, asker)
 
 
-# Three backends keep the keeper busy, each taking and releasing leases of an owner of its own in
-# a loop, and counting its turns in a sequence (which other sessions see at once).
-BUSY = """
-DO $$
-BEGIN
-  FOR i IN 1..1000000000 LOOP
-    PERFORM lockhier.release_lease(
-      lockhier.lease_application({app}, '{prefix} ' || i, 'snapshot', 'exclusive', '1 min'));
-    PERFORM pg_catalog.nextval('rel_ka_turns_{app}');
-  END LOOP;
-END $$"""
 
 
 def turns(conn, app):
@@ -132,7 +121,9 @@ def questions_taken(sig, rounds=8):
                         c.execute(SAFETY)
                     pids = [one(c, "SELECT pg_backend_pid()") for c in conns]
                     prefix = f"ka {signal.Signals(sig).name} r{r}"
-                    bgs = [Bg(c, BUSY.format(app=a, prefix=f"{prefix} {a}")) for c, a in zip(conns, apps)]
+                    # Each counts its turns in a sequence, which other sessions see at once.
+                    turn = "PERFORM pg_catalog.nextval('rel_ka_turns_{}');"
+                    bgs = [Bg(c, BUSY.format(app=a, prefix=f"{prefix} {a}", each=turn.format(a))) for c, a in zip(conns, apps)]
                     wait_until(lambda: all(wait_kind(mon, p) is not None for p in pids), 10)
                     kpid = keeper_pid(mon)
                     with Stopped(kpid):

@@ -495,13 +495,15 @@ def question_not_taken(mon):
 
 
 # Three backends make the keeper work without pause: each takes a lease for an owner of its own
-# and releases it, in a loop, until it is cancelled.
+# and releases it, in a loop, until it is cancelled; `{each}` is a statement run every turn
+# (keeper_asks counts turns with it).
 BUSY = """
 DO $$
 BEGIN
   FOR i IN 1..1000000000 LOOP
     PERFORM lockhier.release_lease(
       lockhier.lease_application({app}, '{prefix} ' || i, 'snapshot', 'exclusive', '1 min'));
+    {each}
   END LOOP;
 END $$"""
 BUSY_APPS = (87, 88, 89)
@@ -588,7 +590,7 @@ def one_busy_round(mon, kpid, r):
         for c in conns:
             c.execute(SAFETY)
         pids = [one(c, "SELECT pg_backend_pid()") for c in conns]
-        bgs = [Bg(c, BUSY.format(app=app, prefix=f"wd busy {app} r{r}")) for c, app in zip(conns, BUSY_APPS)]
+        bgs = [Bg(c, BUSY.format(app=app, prefix=f"wd busy {app} r{r}", each="")) for c, app in zip(conns, BUSY_APPS)]
         looping = wait_until(lambda: all(wait_kind(mon, p) is not None for p in pids), 10)
         with Stopped(kpid):
             where = stopped_in(kpid)
