@@ -52,7 +52,8 @@ pub fn sqlstate(error: &LockhierError) -> PgSqlErrorCode {
         | NoPrimaryKey(_)
         | CompositePrimaryKey { .. }
         | InvalidOwner(_)
-        | InvalidTtl(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        | InvalidTtl(_)
+        | Many(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         NoSuchRelation(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
         NoSuchColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         IdsTypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -104,6 +105,12 @@ pub fn hint(error: &LockhierError) -> Option<String> {
         }
         NullArgument(Null("ttl")) => "Pass how long the lease lasts unless it is renewed, such as '2 min'.",
         NullArgument(Null("token")) => "Pass the token that lease_* returned.",
+        NullArgument(Null("requests")) => {
+            "Pass a JSON array of requests, such as '[{\"application\": 7, \"table\": 12, \"class\": \"field__deletion\"}]'."
+        }
+        Many(_) => {
+            "A request is an object such as {\"path\": [\"rooms\", \"r1\"], \"classes\": [\"typing\"], \"mode\": \"share\"} or {\"application\": 7, \"table\": 12, \"class\": \"field__deletion\"}; nothing was taken."
+        }
         NullArgument(_) => "A NULL id would lock nothing; pass the id of the node to lock.",
         Class(ClassError::Invalid { .. }) => {
             "Class names are names such as field__update or app.backup; case is ignored."
@@ -163,7 +170,13 @@ pub fn hint(error: &LockhierError) -> Option<String> {
         Conflict(_) | RowConflict(_) | TableLocked(_) => RETRY_OR_WAIT,
         _ => return None,
     };
-    Some(hint.to_string())
+    match error {
+        Conflict(conflict) if conflict.among.is_some() => {
+            let of = conflict.among.map_or(0, |among| among.of);
+            Some(format!("None of the {of} requests was taken. {hint}"))
+        }
+        _ => Some(hint.to_string()),
+    }
 }
 
 const RETRY_OR_WAIT: &str =

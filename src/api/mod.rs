@@ -42,4 +42,5 @@ mod errors;
 mod inspect;
 pub mod leases;
 mod locks;
+mod many;
 mod rows;

@@ -15,6 +15,15 @@ pub struct Conflict {
     pub blockers: Vec<Blocker>,
     /// How long the request waited before giving up; `None` when it did not wait.
     pub waited: Option<Duration>,
+    /// Which of several requests taken together (`lock_many`) it was; none of them was taken.
+    pub among: Option<Among>,
+}
+
+/// A request's place among several taken all or nothing: `requests[index]` of `of`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Among {
+    pub index: usize,
+    pub of: usize,
 }
 
 /// Rows that could not be locked because other transactions hold conflicting row locks.
@@ -73,6 +82,14 @@ fn append_waited(detail: &mut String, waited: Option<Duration>) {
 }
 
 impl Conflict {
+    /// What the error says it could not lock: the request, and which of several it was.
+    pub fn what(&self) -> String {
+        match self.among {
+            None => self.request.to_string(),
+            Some(Among { index, of }) => format!("{} (requests[{index}] of {of})", self.request),
+        }
+    }
+
     /// `Blocked by a share lock on all classes for application 7, held by process 4242
     /// (application_name "snapshot #7") in a transaction running for 3.1 s. Waited 2 s.`
     pub fn detail(&self) -> String {

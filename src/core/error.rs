@@ -32,8 +32,12 @@ pub enum LockhierError {
     #[error(transparent)]
     InvalidPath(#[from] crate::path::PathError),
 
-    #[error("operation in progress: cannot lock {}", .0.request)]
+    #[error("operation in progress: cannot lock {}", .0.what())]
     Conflict(Box<Conflict>),
+
+    /// Several requests in one call (`many.rs`), refused before anything was taken.
+    #[error(transparent)]
+    Many(#[from] crate::many::ManyError),
 
     #[error(transparent)]
     UnknownRowMode(#[from] UnknownRowMode),

@@ -14,6 +14,7 @@ pub mod holder;
 pub mod key;
 pub mod lease;
 pub mod lockmode;
+pub mod many;
 pub mod path;
 pub mod plan;
 pub mod request;

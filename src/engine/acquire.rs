@@ -19,12 +19,18 @@ use std::time::{Duration, Instant};
 pub struct Refused {
     /// How long it waited before giving up; `None` if it did not wait.
     pub waited: Option<Duration>,
+    /// The step that could not be taken (for several requests, it says whose).
+    pub at: usize,
 }
 
 /// Take every step of `plan`, or none. A conflict (or the wait for one running out) is
 /// `Err(Refused)`; a cancel, a deadlock or any other error is raised after the release.
 pub fn take(plan: &Plan, hold: Hold, wait: Wait) -> Result<(), Refused> {
-    let steps = plan.steps();
+    take_steps(plan.steps(), hold, wait)
+}
+
+/// Take every one of `steps`, in order, or none, with one wait for them all (`take`).
+pub fn take_steps(steps: &[Step], hold: Hold, wait: Wait) -> Result<(), Refused> {
     all_or_none(
         steps,
         |step| {
@@ -32,7 +38,7 @@ pub fn take(plan: &Plan, hold: Hold, wait: Wait) -> Result<(), Refused> {
         },
         |taken| {
             let mut started: Option<Instant> = None;
-            for step in steps {
+            for (at, step) in steps.iter().enumerate() {
                 if lockmgr::try_lock(step.key, step.mode, hold) {
                     taken.one_more();
                     continue;
@@ -40,12 +46,12 @@ pub fn take(plan: &Plan, hold: Hold, wait: Wait) -> Result<(), Refused> {
                 let began = *started.get_or_insert_with(Instant::now);
                 let timeout = wait.remaining(began.elapsed());
                 if timeout == Some(Duration::ZERO) {
-                    return Err(Refused { waited: (wait != Wait::No).then(|| began.elapsed()) });
+                    return Err(Refused { waited: (wait != Wait::No).then(|| began.elapsed()), at });
                 }
                 match lockmgr::lock_waiting(step.key, step.mode, hold, timeout) {
                     Ok(()) => taken.one_more(),
                     Err(error) if lockmgr::is_lock_timeout(&error) => {
-                        return Err(Refused { waited: Some(began.elapsed()) })
+                        return Err(Refused { waited: Some(began.elapsed()), at })
                     }
                     Err(error) => error.rethrow(),
                 }

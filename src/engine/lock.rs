@@ -7,9 +7,10 @@ use super::lease::{backend, handoff};
 use super::{holders, registry};
 use crate::pg::lockmgr::Hold;
 use crate::pg::xact;
-use lockhier_core::conflict::Conflict;
+use lockhier_core::conflict::{Among, Conflict};
 use lockhier_core::error::LockhierError;
-use lockhier_core::plan::Plan;
+use lockhier_core::many;
+use lockhier_core::plan::{Plan, Step};
 use lockhier_core::{Request, Wait};
 use pgrx::prelude::*;
 use std::time::Instant;
@@ -26,42 +27,92 @@ pub fn lock(
     // again, nothing may be granted that they would refuse.
     backend::gate()?;
     let plan = Plan::of(&request);
-    let take = |wait: Wait| match hold {
-        Hold::Transaction => acquire::take(&plan, hold, wait),
-        Hold::Session => take_session(&plan, wait),
-    };
-    // A lease request waiting in the server's queue goes first (`handoff`). Without one
-    // announced (the usual case) this costs one atomic read, and no clock.
-    let taken = if !handoff::any_announced() {
-        take(wait)
-    } else {
-        let started = Instant::now();
-        if handoff::queue_behind_handoffs(&request, wait, started) {
-            take(wait.left_after(started.elapsed()))
-        } else {
-            Err(Refused { waited: (wait != Wait::No).then(|| started.elapsed()) })
-        }
-    };
+    let taken = take_behind_handoffs(std::slice::from_ref(&request), plan.steps(), hold, wait);
+    drop(plan);
     match taken {
         Ok(()) => {
-            drop(plan);
             registry::record(request, hold);
             Ok(true)
         }
-        Err(Refused { .. }) if !refusal_is_an_error => Ok(false),
-        Err(Refused { waited }) => {
-            let blockers = holders::find(&plan);
-            drop(plan);
-            Err(LockhierError::Conflict(Box::new(Conflict { request, blockers, waited })))
+        Err(_) if !refusal_is_an_error => Ok(false),
+        Err(Refused { waited, .. }) => Err(conflict(request, waited, None)),
+    }
+}
+
+/// Take several requests for `hold`, all or none, with one wait for them all: in
+/// `many::taking_order`, so that two calls sharing requests queue rather than deadlock. A
+/// refusal names the request that was refused, by its place in `requests`.
+pub fn lock_many(requests: Vec<Request>, wait: Wait, hold: Hold) -> Result<(), LockhierError> {
+    backend::gate()?;
+    let order = many::taking_order(&requests);
+    let ordered: Vec<Request> = order.iter().map(|&i| requests[i].clone()).collect();
+    let plans: Vec<Plan> = ordered.iter().map(Plan::of).collect();
+    let mut steps = Vec::with_capacity(plans.iter().map(|p| p.steps().len()).sum());
+    // For each step, the place in `ordered` of the request it belongs to.
+    let mut request_of_step = Vec::with_capacity(steps.capacity());
+    for (k, plan) in plans.iter().enumerate() {
+        steps.extend_from_slice(plan.steps());
+        request_of_step.extend(std::iter::repeat_n(k, plan.steps().len()));
+    }
+    let taken = take_behind_handoffs(&ordered, &steps, hold, wait);
+    drop(steps);
+    drop(plans);
+    match taken {
+        Ok(()) => {
+            for request in requests {
+                registry::record(request, hold);
+            }
+            Ok(())
+        }
+        Err(Refused { waited, at }) => {
+            // A refusal before any step (a handoff in the way) is at the request it names.
+            let k = request_of_step.get(at).copied().unwrap_or(at);
+            let index = order[k];
+            let among = Some(Among { index, of: requests.len() });
+            Err(conflict(requests[index].clone(), waited, among))
         }
     }
 }
 
+/// Take `steps` (the plans of `requests`, in order) for `hold`, all or none. A lease request
+/// waiting in the server's queue goes first (`handoff`): without one announced (the usual case)
+/// this costs one atomic read, and no clock. A refusal by a handoff is at the index of the
+/// request it was refused for, not of a step.
+fn take_behind_handoffs(requests: &[Request], steps: &[Step], hold: Hold, wait: Wait) -> Result<(), Refused> {
+    let take = |wait: Wait| match hold {
+        Hold::Transaction => acquire::take_steps(steps, hold, wait),
+        Hold::Session => take_session(steps, wait),
+    };
+    if !handoff::any_announced() {
+        return take(wait);
+    }
+    let started = Instant::now();
+    for (at, request) in requests.iter().enumerate() {
+        if !handoff::queue_behind_handoffs(request, wait, started) {
+            return Err(Refused {
+                waited: (wait != Wait::No).then(|| started.elapsed()),
+                at: first_step_of(requests, at),
+            });
+        }
+    }
+    take(wait.left_after(started.elapsed()))
+}
+
+/// The index in the steps of `requests` of the first step of `requests[at]`.
+fn first_step_of(requests: &[Request], at: usize) -> usize {
+    requests[..at].iter().map(|r| Plan::of(r).steps().len()).sum()
+}
+
+fn conflict(request: Request, waited: Option<std::time::Duration>, among: Option<Among>) -> LockhierError {
+    let blockers = holders::find(&Plan::of(&request));
+    LockhierError::Conflict(Box::new(Conflict { request, blockers, waited, among }))
+}
+
 /// A session request, with the sentinel lock the registry needs (see `registry`) held before
 /// the request's first lock and given back if the request is refused or raises.
-fn take_session(plan: &Plan, wait: Wait) -> Result<(), Refused> {
+fn take_session(steps: &[Step], wait: Wait) -> Result<(), Refused> {
     registry::before_session_lock();
-    let taken = PgTryBuilder::new(|| acquire::take(plan, Hold::Session, wait))
+    let taken = PgTryBuilder::new(|| acquire::take_steps(steps, Hold::Session, wait))
         .catch_others(|error| {
             registry::after_refused_session_lock();
             error.rethrow()
@@ -71,6 +122,11 @@ fn take_session(plan: &Plan, wait: Wait) -> Result<(), Refused> {
         registry::after_refused_session_lock();
     }
     taken
+}
+
+/// Give back one hold of each of several session requests; how many were held (and released).
+pub fn session_unlock_many(requests: &[Request]) -> Vec<bool> {
+    requests.iter().map(session_unlock).collect()
 }
 
 /// Give back one hold of a session request; false if this session does not hold it.

@@ -8,4 +8,5 @@ pub mod acquire;
 pub mod holders;
 pub mod lease;
 pub mod lock;
+pub mod many;
 pub mod registry;

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod drop_hook;
 pub mod dropped_databases;
 pub mod invalidation;
+pub mod jsonb;
 pub mod keeper_process;
 pub mod lease_area;
 pub mod lockmgr;

@@ -203,7 +203,12 @@ pub fn take(
             let waited = waited.map(|_| started.elapsed());
             let blockers = holders::find_for_lease(&plan);
             drop(plan);
-            return Err(LockhierError::Conflict(Box::new(Conflict { request, blockers, waited })));
+            return Err(LockhierError::Conflict(Box::new(Conflict {
+                request,
+                blockers,
+                waited,
+                among: None,
+            })));
         }
     }
 }
