@@ -58,7 +58,8 @@ DESIGNS = [
 ]
 
 # Run only side by side (bench/paired.py, tag "paths"), not in the throughput rounds: each is one
-# lock call after BEGIN, as it is used, so that the three compare like for like.
+# lock call after BEGIN, as it is used, so that the three compare like for like; and four field
+# locks, as four calls or one lock_many, in one transaction.
 PATH_DESIGNS = [
     Design("lock_field_tx", "lock_field_tx", "lockhier lock_field, in a transaction",
            "`BEGIN; lockhier.lock_field(a, t, f, 'field__update'); COMMIT`", "lockhier"),
@@ -67,6 +68,11 @@ PATH_DESIGNS = [
     Design("lock_path_8", "lock_path_8", "lockhier lock_path, 8 names",
            "`BEGIN; lockhier.lock_path(ARRAY['archive', 'srv', 'photos', 3 UUIDs, '2026', '05'], "
            "'field__update'); COMMIT`", "lockhier"),
+    Design("lock_field_x4", "lock_field_x4", "lockhier lock_field x 4, in a transaction",
+           "`BEGIN; 4 x lockhier.lock_field(a, t, f, 'field__update'); COMMIT` (4 round trips for the locks)",
+           "lockhier"),
+    Design("lock_many_4", "lock_many_4", "lockhier lock_many of 4 fields",
+           "`BEGIN; lockhier.lock_many('[4 field requests]'); COMMIT` (one round trip for the locks)", "lockhier"),
 ]
 
 BY_NAME = {d.name: d for d in DESIGNS + PATH_DESIGNS}

@@ -11,7 +11,8 @@
 #                                      (20 of them restoring 100,000 leases after a restart)
 #   make bench PG=18                   the same on another major (15, 16, 17 or 18)
 #   BENCH_QUICK=1 make bench           a smoke run (about 3 minutes), labelled SMOKE in the report
-#   BENCH_ONLY=paths make bench        only lock_path beside lock_field (about 4 minutes; quick: 1),
+#   BENCH_ONLY=paths make bench        only lock_path beside lock_field and lock_many beside four
+#                                      lock_field calls (about 7 minutes; quick: 2),
 #                                      printed with its targets; BENCHMARKS.md is left as it is
 #
 # The run, in order: the release build of lockhier installed into each major where needed; the
@@ -282,17 +283,20 @@ psql -X -At -F '=' -d "$DB" -c "SELECT name, setting || coalesce(' ' || unit, ''
 rm -f "$HOME_MAIN/pg_test_fsync.tmp"
 
 # ---------------------------------------------------------------- paths beside lock_field
-# lock_path with 3 and 8 names beside lock_field on the main cluster, each one call after BEGIN
-# (bench/designs.py's PATH_DESIGNS), the three in an order turning each round. A failure is
-# reported (paths.txt) and the run goes on.
+# lock_path with 3 and 8 names beside lock_field on the main cluster, each one call after BEGIN,
+# and four field locks as four lock_field calls beside one lock_many (bench/designs.py's
+# PATH_DESIGNS), the five in an order turning each round. A failure is reported (paths.txt) and
+# the run goes on.
 run_paths() {
-  log "lock_path (3 and 8 names) beside lock_field, $PAIR_ROUNDS rounds x clients (1 2) x ${PAIR_SECONDS} s, turning"
+  log "lock_path (3 and 8 names) beside lock_field, lock_many beside 4 lock_field calls, $PAIR_ROUNDS rounds x clients (1 2) x ${PAIR_SECONDS} s, turning"
   local status=measured
   "$PY" bench/paired.py --tag paths --db "$DB" --clients 1 2 --rounds "$PAIR_ROUNDS" --seconds "$PAIR_SECONDS" \
     --bindir "$PGBIN" --out "$OUT/paths.csv" \
     --side lock_field lock_field_tx "$HOME_MAIN/run" "$PORT_MAIN" \
     --side path_3 lock_path_3 "$HOME_MAIN/run" "$PORT_MAIN" \
-    --side path_8 lock_path_8 "$HOME_MAIN/run" "$PORT_MAIN" ||
+    --side path_8 lock_path_8 "$HOME_MAIN/run" "$PORT_MAIN" \
+    --side field_x4 lock_field_x4 "$HOME_MAIN/run" "$PORT_MAIN" \
+    --side many_4 lock_many_4 "$HOME_MAIN/run" "$PORT_MAIN" ||
     status="failed: its pgbench runs did not complete (see the log of make bench)"
   [ "$status" = measured ] || log "WARNING: paths: $status"
   echo "status=$status" >"$OUT/paths.txt"

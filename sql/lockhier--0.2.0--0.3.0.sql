@@ -308,3 +308,28 @@ CREATE FUNCTION lockhier."path_marker_key"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'path_marker_key_wrapper';
+
+-- Several requests in one call, all or nothing (docs/many.md).
+
+CREATE FUNCTION lockhier."lock_many"(
+	"requests" jsonb, /* Option < JsonbArg > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lock_many_wrapper';
+
+CREATE FUNCTION lockhier."session_lock_many"(
+	"requests" jsonb, /* Option < JsonbArg > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_lock_many_wrapper';
+
+CREATE FUNCTION lockhier."session_unlock_many"(
+	"requests" jsonb /* Option < JsonbArg > */
+) RETURNS INT /* i32 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_unlock_many_wrapper';
