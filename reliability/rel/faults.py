@@ -175,6 +175,13 @@ def waiter_case(res, label, mon, waiter, wpid, sql, stop, in_transaction=False):
     return taken_while_waiting
 
 
+# The field request waits for the holder's field; application 2's comes first in the canonical
+# order, so it is held while the call waits.
+MANY_WAITING = ("SELECT lockhier.{fn}('[{{\"application\": 3, \"table\": 1, \"field\": 1, "
+                "\"class\": \"field__update\", \"mode\": \"share\"}}, {{\"application\": 2, "
+                "\"class\": \"field__update\"}}]', {wait})")
+
+
 def cancel_and_timeout(res):
     mon = connect("rel-cancel-monitor")
     holder = connect("rel-cancel-holder")
@@ -205,6 +212,12 @@ def cancel_and_timeout(res):
             waiter_case(res, "statement_timeout 300ms on lock_field(wait => NULL) in a transaction", mon, waiter, wpid,
                         "SELECT lockhier.lock_field(3, 1, 1, 'field__update', 'share', NULL)", "300ms",
                         in_transaction=True),
+            # Several requests: application 2's is taken first (the canonical order), then the
+            # field's waits; both stops must give back the first request too.
+            waiter_case(res, "pg_cancel_backend on session_lock_many(wait => '30 s')", mon, waiter, wpid,
+                        MANY_WAITING.format(wait="'30 s'", fn="session_lock_many"), "cancel"),
+            waiter_case(res, "statement_timeout 300ms on lock_many(wait => NULL) in a transaction", mon, waiter,
+                        wpid, MANY_WAITING.format(wait="NULL", fn="lock_many"), "300ms", in_transaction=True),
         ]
         res.check("fault (c): the stopped waits had taken their earlier plan steps (so giving them "
                   "back was tested)", all(s >= 7 for s in steps), f"steps held while waiting: {steps}")

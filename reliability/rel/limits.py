@@ -180,8 +180,8 @@ def run(res):
 
 
 def boundary(res):
-    """A session request refused for lack of lock-table space takes nothing, even at the exact
-    boundary. Another transaction fills the lock table with plain advisory locks (one entry
+    """A session request (or several in one session_lock_many) refused for lack of lock-table
+    space takes nothing, even at the exact boundary. Another transaction fills the lock table with plain advisory locks (one entry
     each) to k entries, for k going down one at a time from the most that fit, and a fresh
     session then asks for one session request; every refusal (53200) must leave that session
     with no advisory lock and an empty held(). Going down one entry at a time makes the scan
@@ -202,7 +202,13 @@ def boundary(res):
             END $$""")
         filler.execute("ROLLBACK")
         kmax = int(filler.notices[-1].message_primary.split()[1])
-        for fn in ("session_lock_field", "try_session_lock_field"):
+        calls = [("session_lock_field", "SELECT lockhier.session_lock_field(5, 5, 5, 'y')"),
+                 ("try_session_lock_field", "SELECT lockhier.try_session_lock_field(5, 5, 5, 'y')"),
+                 # four requests in one plan: a refusal in its middle must give back the first ones
+                 ("session_lock_many", "SELECT lockhier.session_lock_many('[" + ", ".join(
+                     f'{{"application": 5, "table": {t}, "field": 5, "class": "y"}}' for t in range(1, 5))
+                  + "]')")]
+        for fn, call in calls:
             leaks, refusals, granted_at, odd = [], 0, None, []
             for k in range(kmax, kmax - 100, -1):
                 victim = connect("rel-limits-boundary")     # connecting needs lock-table space too
@@ -214,7 +220,7 @@ def boundary(res):
                     if exc is not None:
                         filler.execute("ROLLBACK")
                         continue
-                    exc, got = error_of(victim, f"SELECT lockhier.{fn}(5, 5, 5, 'y')")
+                    exc, got = error_of(victim, call)
                     filler.execute("ROLLBACK")
                     locks = one(victim, "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'")
                     held = one(victim, "SELECT count(*) FROM lockhier.held()")
