@@ -64,7 +64,8 @@ class Rec:
     wait: Optional[str]
     t_call0: float = 0.0
     t_call1: float = 0.0
-    outcome: str = ""         # granted | refused | deadlock | error
+    outcome: str = ""         # granted | refused | deadlock | error | withdrawn (a lock_many
+                              # request not taken because another of the call was refused)
     error: str = ""
     detail_pids: Tuple[int, ...] = ()
     t_rel0: Optional[float] = None   # held at least until here: release (or failing call) sent

@@ -2,8 +2,10 @@
 with leases mixed into the load (taken, re-taken, renewed racing their expiry, validated,
 released from other connections and by owner, left to expire)."""
 
+import json
 import os
 import random
+import re
 import threading
 import time
 
@@ -57,6 +59,20 @@ def literal_call(function, path, classes, mode):
     else:
         cls = f"'{classes}'"
     return f"lockhier.{function}{scope_name(path)}({', '.join(ids + [cls, repr(mode)])})"
+
+
+def many_object(path, classes, mode):
+    """One request of lock_many's JSON array (docs/many.md)."""
+    if is_named(path):
+        scope = {"path": list(path)}
+    elif path:
+        scope = dict(zip(["application", "table", "field"], path))
+    else:
+        scope = {"global": True}
+    return {**scope, ("classes" if isinstance(classes, list) else "class"): classes, "mode": mode}
+
+
+REFUSED_REQUEST = re.compile(r"\(requests\[(\d+)\] of (\d+)\)$")
 
 
 # Names of the load's paths: one with a slash inside a name (not a separator), one with spaces,
@@ -225,6 +241,47 @@ class Worker:
         self.recs.append(rec)
         return rec
 
+    def attempt_many(self, nested=False):
+        """lock_many of 2 or 3 random requests in one call: every one granted, or none. Granted,
+        each is recorded as held from the call on. Refused, the request its error names is
+        recorded as refused (the checker then proves a holder was in its way), and the others as
+        "withdrawn": not held after the call, but in flight during it (a prefix of them may have
+        been taken while it waited), so they may explain another connection's refusal. Returns
+        the records, the one to look at first."""
+        requests = [random_request(self.rng) for _ in range(self.rng.randint(2, 3))]
+        wait = requests[0][3]
+        recs = [history.Rec(self.idx, self.pid, len(self.recs) + i, "xact", "lock_many",
+                            oracle.make(path, classes, mode), wait, nested=nested)
+                for i, (path, classes, mode, _) in enumerate(requests)]
+        for rec, (path, classes, mode, _) in zip(recs, requests):
+            rec.args = (path, classes, mode)
+        body = json.dumps([many_object(path, classes, mode) for path, classes, mode, _ in requests])
+        for rec in recs:
+            rec.variant = "raise"
+            rec.t_call0 = now()
+        try:
+            self.conn.execute("SELECT lockhier.lock_many(%s::jsonb, %s::interval)", [body, wait])
+            t_call1 = now()
+            for rec in recs:
+                rec.t_call1, rec.outcome = t_call1, "granted"
+        except psycopg.Error as exc:
+            named = REFUSED_REQUEST.search(exc.diag.message_primary or "")
+            index = int(named.group(1)) if named else 0
+            if isinstance(exc, psycopg.errors.LockNotAvailable) and (
+                    not named or int(named.group(2)) != len(recs) or index >= len(recs)):
+                self.problem(f"lock_many of {len(recs)} requests refused, naming "
+                             f"{named.group(0) if named else 'none of them'}: {exc.diag.message_primary!r}")
+                index = 0
+            record_failed_call(recs[index], exc, "raise", wait, self.problem)
+            for rec in recs:
+                if rec is not recs[index]:
+                    rec.t_call1, rec.outcome = recs[index].t_call1, "withdrawn"
+            recs.insert(0, recs.pop(index))
+        if recs[0].granted and wait != "0" and recs[0].t_call1 - recs[0].t_call0 > 0.004:
+            self.waited_grants += 1
+        self.recs.extend(recs)
+        return recs
+
     def hold(self):
         time.sleep(self.rng.uniform(0.0005, 0.006))
 
@@ -232,6 +289,13 @@ class Worker:
         self.conn.execute("BEGIN")
         held, failed_at = [], None
         for _ in range(1 if self.rng.random() < 0.8 else 2):
+            if self.rng.random() < 0.15:
+                recs = self.attempt_many(nested)
+                if recs[0].granted:
+                    held.extend(recs)
+                    continue
+                failed_at = recs[0].t_call0
+                break
             rec = self.attempt("xact", nested)
             if rec.granted:
                 held.append(rec)
@@ -877,6 +941,10 @@ def load(res, connections=6, seconds=None, seed=None, lease_workers=4):
              f"{by(lambda r: r.outcome == 'refused' and r.wait != '0')} after a wait), "
              f"{by(lambda r: r.outcome == 'deadlock')} deadlock victims, "
              f"{by(lambda r: r.outcome == 'error')} errors; "
+             f"{by(lambda r: r.fn == 'lock_many')} in lock_many calls "
+             f"({by(lambda r: r.fn == 'lock_many' and r.granted)} granted, "
+             f"{by(lambda r: r.fn == 'lock_many' and r.outcome == 'refused')} refused, "
+             f"{by(lambda r: r.outcome == 'withdrawn')} withdrawn with them); "
              f"{by(lambda r: isinstance(r.args[1], list))} multi-class; "
              f"{sum(w.periodic_checks for w in workers)} between-action checks")
     res.check("load: no unexpected error, unlock result, warning or leak between actions",
