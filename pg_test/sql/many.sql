@@ -62,6 +62,10 @@ SELECT lockhier.lock_many('{"application": 7, "class": "x"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT lockhier.lock_many('[]');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_many('7');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_many('"[]"');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT lockhier.lock_many('[{"application": 7, "class": "x"}, "field 9"]');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT lockhier.lock_many('[{"application": 7, "tabel": 12, "class": "x"}]');
@@ -99,5 +103,10 @@ SELECT lockhier.lock_many('[{"path": [["rooms"]], "class": "x"}]');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT lockhier.lock_many(('[{"application": 1e131071, "class": "x"}' || repeat(', 1e131071', 60) || ']')::jsonb);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- The extremes of bigint are ids like any other; 12.0 is the number 12.
 SELECT lockhier.lock_many('[{"application": 9223372036854775807, "table": -9223372036854775808, "class": "x"}]');
+BEGIN;
+SELECT lockhier.lock_many('[{"application": 7, "table": 12.0, "class": "x"}]');
+SELECT scope FROM lockhier.held();
+COMMIT;
 SELECT count(*) AS held_at_the_end FROM lockhier.held();
