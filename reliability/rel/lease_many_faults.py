@@ -84,7 +84,8 @@ def caught_in_flush(sig):
     Returns (ok, detail), or (None, detail) when the keeper was never caught in its flush."""
     name = signal.Signals(sig).name
     outcome = None
-    with connect("rel-many-durable") as dmon:
+    dmon = connect("rel-many-durable")
+    try:
         dmon.execute(GROUP_SQL)
         with DurableKeeper(dmon) as durable:
             for r in range(ROUNDS if durable.ready else 0):
@@ -111,8 +112,10 @@ def caught_in_flush(sig):
                         groups_left(prefix)
                         continue
                     if sig == signal.SIGKILL:
+                        # The postmaster ended every backend: fsync is set back on a new connection.
                         close_quietly(mon)
                         wait_for_server(120)
+                        durable.conn = connect("rel-many-durable-again")
                     back = keeper_answers(kpid)
                     if sig != signal.SIGKILL:
                         with connect("rel-many-cancel") as c:
@@ -125,6 +128,14 @@ def caught_in_flush(sig):
                     break
                 finally:
                     close_quietly(mon, *conns)
+            extra = durable.conn if durable.conn is not dmon else None
+        close_quietly(extra)
+    finally:
+        close_quietly(dmon)
+        if outcome is None:
+            # An unexpected error: nothing of this test may stay held for the groups after it.
+            wait_for_server(120)
+            groups_left(f"many {name}")
     if outcome is None:
         return None, "the keeper was never caught in its flush"
     prefix, ended, errors, back = outcome
