@@ -17,6 +17,11 @@ SELECT n, l.owner, l.scope, l.classes, l.mode, l.expires_at - l.acquired_at AS t
   FROM unnest(:'tokens'::bigint[]) WITH ORDINALITY AS t(token, n) JOIN lockhier.leases l USING (token)
  ORDER BY n;
 SELECT (:'tokens'::bigint[])[1] < (:'tokens'::bigint[])[2] AS tokens_grow;
+-- Each grant record of the group names the group in the journal (its first token and how many
+-- grants it has), so that replay never holds part of it again (docs/leases.md).
+SELECT (length(journal) - length(replace(journal, mark, ''))) / length(mark) AS grants_marked
+  FROM (SELECT encode(pg_read_binary_file('lockhier/leases.journal'), 'escape') AS journal,
+               format('"group":{"first":%s,"grants":2}', (:'tokens'::bigint[])[1]) AS mark) AS j;
 -- Each is renewed, validated and released by its own token.
 SELECT lockhier.renew_lease((:'tokens'::bigint[])[1]) AS renewed;
 BEGIN;
