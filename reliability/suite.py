@@ -21,7 +21,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rel import (badinput, faults, guarded, harness, history, journal_damage, lease_history,  # noqa: E402
-                 keeper_asks, lease_turn, lease_worst_day, limits, load, nemesis_load, privileges)
+                 keeper_asks, lease_many_faults, lease_turn, lease_worst_day, limits, load, nemesis_load,
+                 privileges)
 
 
 def selftest(res):
@@ -44,6 +45,9 @@ GROUPS = [
     # signals the keeper mid-question, drops more databases than it has drop slots
     ("asks", "The keeper ended between a question and its answer; drops beyond the drop slots",
      keeper_asks.run),
+    # signals the keeper (SIGKILL restarts every backend) while groups of leases are asked
+    ("many", "Several leases at once under faults: all or none held, whatever ends the keeper or the caller",
+     lease_many_faults.run),
     ("worstday", "A lease's worst day: the keeper cancelled, stopped, restarted; a full lock table",
      lease_worst_day.run),   # signals the keeper; before faults, whose SIGKILL restarts every backend
     ("faults", "Faults", faults.run),   # last: its SIGKILL restarts every backend

@@ -173,7 +173,7 @@ run_reliability() {
   # group): make test runs them on the first major of FULL_SUITES only, to stay in its time.
   # make reliability PG=NN runs every group.
   local skip=
-  [ "${MAKE_TEST_ALL:-0}" = 1 ] && [ "$1" != "${FULL_SUITES%% *}" ] && skip=nemesis,asks
+  [ "${MAKE_TEST_ALL:-0}" = 1 ] && [ "$1" != "${FULL_SUITES%% *}" ] && skip=nemesis,asks,many
   counted "$OUT/reliability-$1.log" count_result '' env LOCKHIER_REL_SKIP="$skip" reliability/run.sh
 }
 

@@ -333,3 +333,25 @@ CREATE FUNCTION lockhier."session_unlock_many"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'session_unlock_many_wrapper';
+
+-- lease_many, try_lease_many: several leases for one owner, granted all or none, one token per
+-- request (src/api/many.rs).
+CREATE FUNCTION lockhier."lease_many"(
+	"requests" jsonb, /* Option < JsonbArg > */
+	"owner" TEXT, /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint[] /* :: std :: option :: Option < Vec < i64 > > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lease_many_wrapper';
+
+CREATE FUNCTION lockhier."try_lease_many"(
+	"requests" jsonb, /* Option < JsonbArg > */
+	"owner" TEXT, /* Option < & str > */
+	"ttl" interval DEFAULT '2 min', /* Option < Interval > */
+	"wait" interval DEFAULT '0' /* Option < Interval > */
+) RETURNS bigint[] /* :: std :: option :: Option < Vec < i64 > > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'try_lease_many_wrapper';

@@ -2,6 +2,7 @@
 //! error's own text), DETAIL and HINT; and the two warnings lockhier raises.
 
 use lockhier_core::class::ClassError;
+use lockhier_core::many::{ManyError, Problem};
 use lockhier_core::path::PathError;
 use lockhier_core::request::NullArgument as Null;
 use lockhier_core::scope::IdPathError;
@@ -107,6 +108,9 @@ pub fn hint(error: &LockhierError) -> Option<String> {
         NullArgument(Null("token")) => "Pass the token that lease_* returned.",
         NullArgument(Null("requests")) => {
             "Pass a JSON array of requests, such as '[{\"application\": 7, \"table\": 12, \"class\": \"field__deletion\"}]'."
+        }
+        Many(ManyError { problem: Problem::ConflictsWith(_), .. }) => {
+            "Leave one of the two out, or take them under two owners; nothing was taken."
         }
         Many(_) => {
             "A request is an object such as {\"path\": [\"rooms\", \"r1\"], \"classes\": [\"typing\"], \"mode\": \"share\"} or {\"application\": 7, \"table\": 12, \"class\": \"field__deletion\"}; nothing was taken."

@@ -57,11 +57,11 @@ fn refuse_drop(dropping: Dropping) {
     or_report(drop_guard::check(dropping));
 }
 
-fn owner(owner: Option<&str>) -> Parsed<Owner> {
+pub(super) fn owner(owner: Option<&str>) -> Parsed<Owner> {
     Ok(Owner::parse(required(owner, "owner")?)?)
 }
 
-fn ttl(ttl: Option<Interval>) -> Parsed<Duration> {
+pub(super) fn ttl(ttl: Option<Interval>) -> Parsed<Duration> {
     let ttl = required(ttl, "ttl")?;
     Ok(ttl_from_micros(ttl.as_micros(), || ttl.to_string())?)
 }

@@ -1,12 +1,15 @@
-//! Several requests in one call, all or nothing: `lock_many`, `session_lock_many` and
-//! `session_unlock_many`, each taking a jsonb array of request objects (`lockhier_core::many`
-//! says what a request object may hold). Every request is checked before anything is taken.
+//! Several requests in one call, all or nothing: `lock_many`, `session_lock_many`,
+//! `session_unlock_many`, `lease_many` and `try_lease_many`, each taking a jsonb array of
+//! request objects (`lockhier_core::many` says what a request object may hold). Every request
+//! is checked before anything is taken.
 //!
 //! None is STRICT: a NULL is refused by name. All are VOLATILE and PARALLEL UNSAFE: they take
 //! locks for this backend.
 
 use super::args::{self, Parsed};
 use super::errors::{self, or_report};
+use super::leases;
+use crate::engine::lease::backend;
 use crate::engine::lock;
 use crate::engine::many::{self, JsonbArg};
 use lockhier_core::request::required;
@@ -50,4 +53,44 @@ fn session_unlock_many(requests: Option<JsonbArg>) -> i32 {
         errors::warn_not_held(request);
     }
     released.iter().filter(|&&held| held).count() as i32
+}
+
+/// The body of `lease_many` and `try_lease_many`: the tokens, or NULL for a refused `try_`.
+/// Arguments are checked in the order they are written: requests, owner, ttl, wait.
+fn lease_group(
+    requests_arg: Option<JsonbArg>,
+    owner: Option<&str>,
+    ttl: Option<Interval>,
+    wait: Option<Interval>,
+    refusal_is_an_error: bool,
+) -> Option<Vec<i64>> {
+    let requests = or_report(requests(requests_arg));
+    let owner = or_report(leases::owner(owner));
+    let ttl = or_report(leases::ttl(ttl));
+    let wait = or_report(args::wait(wait));
+    or_report(backend::take_many(requests, owner, ttl, wait, refusal_is_an_error))
+}
+
+/// One lease per request of `requests` for `owner`, all or none: their tokens, in the order of
+/// `requests`. Each is an ordinary lease afterwards (renewed, released and validated by its
+/// token). A conflict with any raises `55P03` naming it (`requests[i] of n`), with none taken.
+#[pg_extern(volatile, parallel_unsafe)]
+fn lease_many(
+    requests: Option<JsonbArg>,
+    owner: Option<&str>,
+    ttl: default!(Option<Interval>, "'2 min'"),
+    wait: default!(Option<Interval>, "'0'"),
+) -> Option<Vec<i64>> {
+    lease_group(requests, owner, ttl, wait, true)
+}
+
+/// `lease_many`, but NULL instead of the conflict error (other errors are raised).
+#[pg_extern(volatile, parallel_unsafe)]
+fn try_lease_many(
+    requests: Option<JsonbArg>,
+    owner: Option<&str>,
+    ttl: default!(Option<Interval>, "'2 min'"),
+    wait: default!(Option<Interval>, "'0'"),
+) -> Option<Vec<i64>> {
+    lease_group(requests, owner, ttl, wait, false)
 }

@@ -328,6 +328,29 @@ pub struct Wanted {
     pub asker: i32,
 }
 
+/// The most leases one `lease_many` asks for at once: as many as one call may pass.
+pub const MAX_GROUP: usize = crate::many::MAX_REQUESTS;
+
+/// Several new leases asked for together (`lease_many`), granted all or none. The requests
+/// themselves do not fit in a request slot (one `FixedRequest` is about 7 kB): the backend puts
+/// them in a group slot of their own (`group`, claimed under `claim`), which the keeper copies
+/// out as it takes the question.
+#[derive(Clone, Copy, Debug)]
+pub struct WantedMany {
+    pub database: u32,
+    pub owner: Owner,
+    pub role: u32,
+    pub ttl: Duration,
+    /// The asking backend's pid: its own announced handoff is not in its way.
+    pub asker: i32,
+    /// The group slot holding the requests.
+    pub group: u8,
+    /// How many requests it holds (1 to [`MAX_GROUP`]).
+    pub count: u8,
+    /// The claim the backend took the group slot under: only that claim frees it.
+    pub claim: u64,
+}
+
 /// What a backend asks the lease keeper, through shared memory.
 // It lives in a fixed-size shared-memory slot: boxing the large variant would put its data on
 // one process's heap, out of the keeper's reach.
@@ -335,6 +358,8 @@ pub struct Wanted {
 #[derive(Clone, Copy, Debug)]
 pub enum Ask {
     Grant(Wanted),
+    /// Several leases, all or none (`WantedMany`).
+    GrantMany(WantedMany),
     Renew {
         database: u32,
         token: i64,
@@ -352,6 +377,9 @@ pub enum Ask {
 }
 
 /// What the keeper answers.
+// It lives in a fixed-size shared-memory slot: boxing the tokens of `GrantedMany` would put
+// them on the keeper's heap, out of the asker's reach.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
     Granted {
@@ -359,6 +387,16 @@ pub enum Answer {
     },
     /// Not taken: a lease is in the way (by the oracle), or a lock of its plan was not free.
     Refused,
+    /// Every lease of a `GrantMany`: the first `count` tokens, one per request in the order
+    /// asked (a request the owner already held gets that lease's token back).
+    GrantedMany {
+        count: u8,
+        tokens: [i64; MAX_GROUP],
+    },
+    /// None of a `GrantMany`'s leases: the request at `index` (in the order asked) was refused.
+    RefusedAt {
+        index: u8,
+    },
     /// The new expiry, or `None` when the lease is not held (expired or released).
     Renewed(Option<Timestamp>),
     /// Whether the lease was held.

@@ -89,6 +89,10 @@ pub enum Problem {
     Class(#[from] ClassError),
     #[error(transparent)]
     Mode(#[from] UnknownMode),
+    /// Two leases of one `lease_many` would conflict: one owner's leases never do (the keeper
+    /// refuses the second), so the call could never be granted.
+    #[error("conflicts with requests[{0}]: the leases of one owner cannot conflict with each other")]
+    ConflictsWith(usize),
 }
 
 /// A request array refused: where, and why.
@@ -270,6 +274,40 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// For `lease_many`: refuse a request that conflicts with an earlier one of the same call,
+/// naming both. Leases of one owner never conflict (the keeper refuses a lease that conflicts
+/// with any it holds, its owner's included), so such a group could never be granted; saying so
+/// before asking beats a conflict error that names the caller's own request. Identical requests
+/// are no conflict: one owner asking twice for a request gets one lease (re-entrant acquire).
+pub fn refuse_conflicting_members(requests: &[Request]) -> Result<(), ManyError> {
+    for (j, later) in requests.iter().enumerate() {
+        for (i, earlier) in requests[..j].iter().enumerate() {
+            if earlier != later && earlier.conflicts_with(later) {
+                return Err(at(Place::Request(j))(Problem::ConflictsWith(i)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The distinct requests of `requests`, in the order of their first appearance, and for each
+/// request of `requests` the place of its equal among them: identical requests of one
+/// `lease_many` are asked for once, and get the same token.
+pub fn distinct(requests: &[Request]) -> (Vec<Request>, Vec<usize>) {
+    let mut unique: Vec<Request> = Vec::with_capacity(requests.len());
+    let places = requests
+        .iter()
+        .map(|request| match unique.iter().position(|seen| seen == request) {
+            Some(place) => place,
+            None => {
+                unique.push(request.clone());
+                unique.len() - 1
+            }
+        })
+        .collect();
+    (unique, places)
+}
+
 /// The order several requests are taken in: numeric scopes by their ids, then paths by their
 /// names, then by classes and mode. Two calls that take overlapping sets take their common
 /// requests in the same order, so they queue behind each other instead of deadlocking.
@@ -374,6 +412,50 @@ mod tests {
         let all = format!("[{}]", vec![largest.as_str(); MAX_REQUESTS].join(","));
         assert!(all.len() < MAX_BYTES, "{} bytes", all.len());
         assert_eq!(parse(&all).unwrap().len(), MAX_REQUESTS);
+    }
+
+    #[test]
+    fn members_of_one_lease_group_must_not_conflict() {
+        let check = |text: &str| refuse_conflicting_members(&parse(text).unwrap()).map_err(|e| e.to_string());
+        // A table and one of its fields, both exclusive on one class: the field's lease would
+        // conflict with the table's.
+        assert_eq!(
+            check(
+                r#"[{"path": ["a"], "class": "x"}, {"application": 7, "table": 12, "class": "x"},
+                    {"application": 7, "table": 12, "field": 1, "class": "x"}]"#
+            ),
+            Err("requests[2]: conflicts with requests[1]: the leases of one owner cannot conflict with each other"
+                .to_string())
+        );
+        // Shares beside each other, other classes, other scopes, and identical requests are fine.
+        assert_eq!(
+            check(
+                r#"[{"application": 7, "class": "x", "mode": "share"},
+                    {"application": 7, "table": 1, "class": "x", "mode": "share"},
+                    {"application": 7, "table": 1, "class": "y"},
+                    {"application": 8, "class": "x"}, {"application": 8, "class": "x"}]"#
+            ),
+            Ok(())
+        );
+        // Identical exclusive requests conflict by the oracle, yet are one lease.
+        let twice = parse(r#"[{"application": 8, "class": "x"}, {"application": 8, "class": "x"}]"#).unwrap();
+        assert!(twice[0].conflicts_with(&twice[1]));
+        assert!(refuse_conflicting_members(&twice).is_ok());
+    }
+
+    #[test]
+    fn identical_requests_are_asked_for_once() {
+        let requests = parse(
+            r#"[{"application": 8, "class": "x"}, {"path": ["a"], "class": "x"},
+                {"application": 8, "class": "x"}, {"application": 8, "class": "y"}]"#,
+        )
+        .unwrap();
+        let (unique, places) = distinct(&requests);
+        assert_eq!(unique.len(), 3);
+        assert_eq!(places, vec![0, 1, 0, 2]);
+        for (request, &place) in requests.iter().zip(&places) {
+            assert_eq!(&unique[place], request);
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, At
 use std::time::Duration;
 
 mod asks;
+mod groups;
 mod handoffs;
 
 pub use asks::Taken;
@@ -105,7 +106,7 @@ unsafe extern "C-unwind" fn on_shmem_request() {
         call_hook(previous);
     }
     // SAFETY: shmem_request_hook is where add-ins ask for shared memory and LWLocks.
-    unsafe { pg_sys::RequestAddinShmemSpace(size(CAPACITY.load(Ordering::Relaxed))) };
+    unsafe { pg_sys::RequestAddinShmemSpace(size(CAPACITY.load(Ordering::Relaxed)) + groups::size()) };
     // SAFETY: as above.
     unsafe { pg_sys::RequestNamedLWLockTranche(TRANCHE.as_ptr(), 1) };
 }
@@ -162,6 +163,7 @@ unsafe extern "C-unwind" fn on_shmem_startup() {
     // SAFETY: `area` is initialised (above, or by the process that made it).
     let initialised = unsafe { &*area };
     initialised.lock.store(lock, Ordering::Release);
+    groups::startup();
     // SAFETY: releases the lock taken above.
     unsafe { pg_sys::LWLockRelease(init_lock) };
     AREA.store(area, Ordering::Release);

@@ -72,6 +72,25 @@ pub struct Granted {
     pub acquired_at: Timestamp,
     pub renewed_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The group of a `lease_many` with two new leases or more (absent otherwise, and in the
+    /// records of earlier versions): replay holds the group's leases only if it reads all of
+    /// its grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
+}
+
+/// The grants of one `lease_many`, written one after the other in one write, flushed before the
+/// group is answered. A crash of the operating system may tear that write, leaving some of the
+/// group's lines on disk and not others (a torn last line, or a damaged one within); the group
+/// was then never answered, and holding part of it again would be a grant its caller never
+/// asked for. So each grant of the group names the group, and replay drops a group it does not
+/// read whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The token of the group's first grant.
+    pub first: i64,
+    /// How many grant records the group has (2 or more).
+    pub grants: u32,
 }
 
 impl From<&Lease> for Granted {
@@ -97,6 +116,7 @@ impl From<&Lease> for Granted {
             acquired_at: lease.acquired_at,
             renewed_at: lease.renewed_at,
             expires_at: lease.expires_at,
+            group: None,
         }
     }
 }
@@ -313,6 +333,34 @@ impl fmt::Display for Superseded {
     }
 }
 
+/// A group of grants (see [`Group`]) of which replay read only some: none of its leases is held
+/// again. It was never answered (its records are flushed before the answer), or its lines were
+/// damaged since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncompleteGroup {
+    pub group: Group,
+    /// How many of its grants were read.
+    pub read: usize,
+}
+
+impl fmt::Display for IncompleteGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "only {} of the {} leases granted together from token {} were read (a write cut short by a crash, never answered, or damaged lines)",
+            self.read, self.group.grants, self.group.first
+        )
+    }
+}
+
+/// The grants of a group read so far, held back until the last one is read.
+#[derive(Debug)]
+struct PendingGroup {
+    group: Group,
+    /// Every grant of the group read (`None` for one that could not be read as a lease).
+    grants: Vec<Option<(Lease, usize)>>,
+}
+
 /// Whether the keeper could have granted `later` while `earlier` was held: never when they
 /// conflict, and never for the same owner's identical request (a re-entrant acquire returns the
 /// held lease, with no grant record), both as `lease::decide` rules.
@@ -345,6 +393,8 @@ pub struct Replayed {
     pub problems: Vec<String>,
     /// Leases listed as held that a later grant proves released, dropped.
     pub superseded: Vec<Superseded>,
+    /// Groups of grants not read whole, whose leases are not held again.
+    pub incomplete_groups: Vec<IncompleteGroup>,
     /// The history the journal was last written in.
     pub origin: Option<Origin>,
     /// The leases listed, by the keys and modes of their plans and by request, so that a grant
@@ -454,11 +504,47 @@ impl Replayed {
         self.leases.clear();
         self.index = ReplayIndex::default();
     }
+
+    /// A grant of a group: held back until the group is read whole, then all granted in order.
+    /// A grant of another group ends the one pending, unfinished.
+    fn group_grant(
+        &mut self,
+        pending: &mut Option<PendingGroup>,
+        group: Group,
+        grant: Option<(Lease, usize)>,
+    ) {
+        if pending.as_ref().is_some_and(|p| p.group != group) {
+            self.end_group(pending);
+        }
+        let current = pending.get_or_insert_with(|| PendingGroup { group, grants: Vec::new() });
+        current.grants.push(grant);
+        if current.grants.len() >= group.grants as usize {
+            let whole = pending.take().expect("pending above");
+            if whole.grants.iter().all(Option::is_some) {
+                for (lease, line) in whole.grants.into_iter().flatten() {
+                    self.grant(lease, line);
+                }
+            } else {
+                let read = whole.grants.iter().filter(|g| g.is_some()).count();
+                self.incomplete_groups.push(IncompleteGroup { group, read });
+            }
+        }
+    }
+
+    /// Any record but a grant of the pending group ends it: a group's grants are written one
+    /// after the other, so one not read whole by then never will be.
+    fn end_group(&mut self, pending: &mut Option<PendingGroup>) {
+        if let Some(unfinished) = pending.take() {
+            let read = unfinished.grants.iter().filter(|g| g.is_some()).count();
+            self.incomplete_groups.push(IncompleteGroup { group: unfinished.group, read });
+        }
+    }
 }
 
 pub fn replay(text: &str) -> Replayed {
     let mut replayed = Replayed { next_token: 1, durable_next_token: 1, ..Replayed::default() };
     let mut offset = 0;
+    let mut pending: Option<PendingGroup> = None;
     let mut lines = text.split_inclusive('\n').enumerate().peekable();
     while let Some((index, raw)) = lines.next() {
         let number = index + 1;
@@ -490,6 +576,20 @@ pub fn replay(text: &str) -> Replayed {
             replayed.count(next);
         }
         replayed.durable_next_token = replayed.next_token;
+        if let Record::Grant(Granted { group: Some(group), .. }) = &record {
+            let group = *group;
+            let Record::Grant(granted) = record else { unreachable!("matched above") };
+            let grant = match granted.lease() {
+                Ok(lease) => Some((lease, number)),
+                Err(why) => {
+                    replayed.problems.push(format!("line {number}: {why}"));
+                    None
+                }
+            };
+            replayed.group_grant(&mut pending, group, grant);
+            continue;
+        }
+        replayed.end_group(&mut pending);
         match record {
             Record::Grant(granted) => match granted.lease() {
                 Ok(lease) => replayed.grant(lease, number),
@@ -512,6 +612,7 @@ pub fn replay(text: &str) -> Replayed {
             }
         }
     }
+    replayed.end_group(&mut pending);
     replayed
 }
 
@@ -571,6 +672,104 @@ mod tests {
         assert_eq!(replayed.next_token, 19, "tokens keep growing past released leases");
         assert_eq!((replayed.records, replayed.good_len), (4, text.len()));
         assert!(replayed.problems.is_empty() && replayed.superseded.is_empty());
+    }
+
+    /// The lines a `lease_many` of these leases writes: each grant marked with the group.
+    fn group_lines(leases: &[&Lease]) -> Vec<String> {
+        let group = Group { first: leases[0].token, grants: leases.len() as u32 };
+        leases
+            .iter()
+            .map(|lease| line(&Record::Grant(Granted { group: Some(group), ..Granted::from(*lease) })))
+            .collect()
+    }
+
+    fn three_of_a_group() -> [Lease; 3] {
+        [
+            lease(30, "worker9", &request(&[7], &["x"], Mode::Exclusive)),
+            lease(31, "worker9", &request(&[8, 1], &["x"], Mode::Share)),
+            lease(32, "worker9", &request(&[9, 1, 2], &["y"], Mode::Exclusive)),
+        ]
+    }
+
+    #[test]
+    fn a_group_read_whole_is_held_again_whole() {
+        let [a, b, c] = three_of_a_group();
+        let (single, _) = two_leases();
+        let mut text = grant(&single);
+        text += &group_lines(&[&a, &b, &c]).concat();
+        text += &line(&Record::Renew { token: 17, renewed_at: 5, expires_at: 6 });
+        let replayed = replay(&text);
+        assert_eq!(tokens(&replayed), [17, 30, 31, 32]);
+        assert_eq!(replayed.leases[&31], as_replayed(&b));
+        assert!(replayed.incomplete_groups.is_empty() && replayed.problems.is_empty());
+        assert!(text.contains(r#""group":{"first":30,"grants":3}"#), "{text}");
+        // A grant without the mark (every earlier version's) reads as before, with no group.
+        assert!(!grant(&single).contains("group"));
+        assert_eq!(Granted::from(&single).group, None);
+    }
+
+    #[test]
+    fn a_group_cut_short_is_not_held_at_all() {
+        let [a, b, c] = three_of_a_group();
+        let (single, other) = two_leases();
+        let lines = group_lines(&[&a, &b, &c]);
+        // The write tore after the first two lines: the last one is missing, or cut short.
+        for tail in ["".to_string(), lines[2][..40].to_string()] {
+            let text = grant(&single) + &lines[0] + &lines[1] + &tail;
+            let replayed = replay(&text);
+            assert_eq!(tokens(&replayed), [17], "tail {tail:?}");
+            assert_eq!(
+                replayed.incomplete_groups,
+                [IncompleteGroup { group: Group { first: 30, grants: 3 }, read: 2 }]
+            );
+            assert_eq!(replayed.next_token, 32, "the tokens of the lines read still count");
+            assert_eq!(
+                replayed.incomplete_groups[0].to_string(),
+                "only 2 of the 3 leases granted together from token 30 were read (a write cut short by a crash, never answered, or damaged lines)"
+            );
+        }
+        // A line within the group damaged (a torn write persisting a later page and not an
+        // earlier one): the group is not held, the records after it are.
+        let text = lines[0].clone() + &"x".repeat(lines[1].len() - 1) + "\n" + &lines[2] + &grant(&other);
+        let replayed = replay(&text);
+        assert_eq!(tokens(&replayed), [18]);
+        assert_eq!(replayed.incomplete_groups[0].read, 2);
+        assert_eq!(replayed.problems.len(), 1, "{:?}", replayed.problems);
+        // The first line lost: the two read are still not enough.
+        let text = lines[1].clone() + &lines[2];
+        assert!(replay(&text).leases.is_empty());
+        assert_eq!(replay(&text).next_token, 33);
+    }
+
+    #[test]
+    fn a_group_ends_at_any_other_record_and_at_the_next_group() {
+        let [a, b, c] = three_of_a_group();
+        let d = lease(40, "worker9", &request(&[10], &["x"], Mode::Exclusive));
+        let e = lease(41, "worker9", &request(&[11], &["x"], Mode::Exclusive));
+        let first = group_lines(&[&a, &b, &c]);
+        let second = group_lines(&[&d, &e]);
+        // Two of the first group, then the second group whole: only the second is held.
+        let replayed = replay(&(first[0].clone() + &first[1] + &second.concat()));
+        assert_eq!(tokens(&replayed), [40, 41]);
+        assert_eq!(replayed.incomplete_groups.len(), 1);
+        // Two of the first group, a release, then its last grant: never whole, not held.
+        let text = first[0].clone() + &first[1] + &line(&Record::Release { token: 5 }) + &first[2];
+        let replayed = replay(&text);
+        assert!(replayed.leases.is_empty(), "{:?}", tokens(&replayed));
+        assert_eq!(replayed.incomplete_groups.len(), 2, "{:?}", replayed.incomplete_groups);
+        // A group whose grant reads but names no lease this version takes is not held either.
+        let mut unreadable = Granted { group: Some(Group { first: 40, grants: 2 }), ..Granted::from(&d) };
+        unreadable.classes = vec!["Not A Class!".to_string()];
+        let text = line(&Record::Grant(unreadable)) + &second[1];
+        let replayed = replay(&text);
+        assert!(replayed.leases.is_empty());
+        assert_eq!(
+            replayed.incomplete_groups,
+            [IncompleteGroup { group: Group { first: 40, grants: 2 }, read: 1 }]
+        );
+        // A group's renewals (its members the owner already held) follow its grants.
+        let text = first.concat() + &line(&Record::Renew { token: 31, renewed_at: 7, expires_at: 8 });
+        assert_eq!(replay(&text).leases[&31].expires_at, 8);
     }
 
     #[test]

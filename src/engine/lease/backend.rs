@@ -9,11 +9,14 @@ use crate::engine::acquire::{self, Refused};
 use crate::engine::holders;
 use crate::pg::lockmgr::{self, Fence, Hold};
 use crate::pg::{clock, dropped_databases, keeper_process, lease_area, roles, subxact, xact};
-use lockhier_core::conflict::Conflict;
+use lockhier_core::conflict::{Among, Conflict};
 use lockhier_core::error::LockhierError;
 use lockhier_core::lease::restore::{RestoreEvent, RestoreState};
-use lockhier_core::lease::{shown_owner, Answer, Ask, Failure, FixedRequest, Lease, Owner, Wanted};
-use lockhier_core::plan::Plan;
+use lockhier_core::lease::{
+    shown_owner, Answer, Ask, Failure, FixedRequest, Lease, Owner, Wanted, WantedMany,
+};
+use lockhier_core::many;
+use lockhier_core::plan::{Plan, Step};
 use lockhier_core::{Request, Wait};
 use std::time::{Duration, Instant};
 
@@ -111,7 +114,12 @@ fn wait_for_keeper(area: &lease_area::Area) -> Result<(), LockhierError> {
 }
 
 fn ask(area: &lease_area::Area, question: Ask) -> Result<Answer, LockhierError> {
-    match area.ask(question) {
+    answered(area.ask(question))
+}
+
+/// The keeper's answer, or the error it stands for.
+fn answered(answer: Option<Answer>) -> Result<Answer, LockhierError> {
+    match answer {
         None => Err(LockhierError::KeeperNotRunning),
         Some(Answer::Failed(failure)) => Err(match failure {
             Failure::TooManyLeases(n) => LockhierError::TooManyLeases(n),
@@ -210,6 +218,91 @@ pub fn take(
                 among: None,
             })));
         }
+    }
+}
+
+/// Take several leases for `owner`, all or none: their tokens, one per request in the order of
+/// `requests` (identical requests get the same lease); `None` when refused and the caller
+/// asked for no error; else the conflict, naming the request refused (`requests[i] of n`).
+/// The keeper decides the whole group in one turn (`keeper::grant_many`). When it refuses, the
+/// call waits as `take` does, for every request's plan at once (in `many::taking_order`, with
+/// one wait for them all), and asks again. It announces no handoff (docs/leases.md, "A lease
+/// that waits"), but queues behind those announced, as any lockhier request does.
+pub fn take_many(
+    requests: Vec<Request>,
+    owner: Owner,
+    ttl: Duration,
+    wait: Wait,
+    refusal_is_an_error: bool,
+) -> Result<Option<Vec<i64>>, LockhierError> {
+    many::refuse_conflicting_members(&requests)?;
+    let area = area_with_keeper()?;
+    let (distinct, places) = many::distinct(&requests);
+    let fixed: Vec<FixedRequest> = distinct.iter().map(FixedRequest::of).collect();
+    let (database, role, asker) = (lockmgr::my_database(), roles::current(), lockmgr::my_pid());
+    let question = |group, claim| {
+        Ask::GrantMany(WantedMany {
+            database,
+            owner,
+            role,
+            ttl,
+            asker,
+            group,
+            count: fixed.len() as u8,
+            claim,
+        })
+    };
+    let plans: Vec<Plan> = distinct.iter().map(Plan::of).collect();
+    let order = many::taking_order(&distinct);
+    let started = Instant::now();
+    let mut waited = None;
+    let mut queued_behind_handoffs = false;
+    loop {
+        let refused = match answered(area.ask_group(&fixed, question))? {
+            Answer::GrantedMany { count, tokens } if count as usize == distinct.len() => {
+                return Ok(Some(places.iter().map(|&place| tokens[place]).collect()));
+            }
+            Answer::RefusedAt { index } if (index as usize) < distinct.len() => index as usize,
+            other => return Err(LockhierError::KeeperFailed(format!("unexpected answer {other:?}"))),
+        };
+        // This session's own locks would be granted to it at once: waiting cannot help.
+        let in_my_way = plans.iter().any(|plan| holders::find_for_lease(plan).iter().any(|b| b.is_me));
+        let may_wait = wait.has_time_left(started.elapsed());
+        let free = if may_wait && !in_my_way {
+            waited = Some(started.elapsed());
+            let mut in_line = true;
+            if !queued_behind_handoffs {
+                queued_behind_handoffs = true;
+                in_line = order.iter().all(|&k| handoff::queue_behind_handoffs(&distinct[k], wait, started));
+            }
+            in_line && wait_until_all_free(&plans, &order, wait.left_after(started.elapsed()))
+        } else {
+            false
+        };
+        if !free {
+            if !refusal_is_an_error {
+                return Ok(None);
+            }
+            // The first place in `requests` of the request refused.
+            let index = places.iter().position(|&place| place == refused).unwrap_or(refused);
+            let blockers = holders::find_for_lease(&plans[refused]);
+            return Err(LockhierError::Conflict(Box::new(Conflict {
+                request: requests[index].clone(),
+                blockers,
+                waited: waited.map(|_| started.elapsed()),
+                among: Some(Among { index, of: requests.len() }),
+            })));
+        }
+    }
+}
+
+/// `wait_until_free` for several plans at once, all or none, taken in `order` with one wait.
+fn wait_until_all_free(plans: &[Plan], order: &[usize], wait: Wait) -> bool {
+    let steps: Vec<Step> = order.iter().flat_map(|&k| plans[k].steps().iter().copied()).collect();
+    match subxact::probe(|| acquire::take_steps(&steps, Hold::Transaction, wait)) {
+        Ok(Ok(())) => true,
+        Ok(Err(Refused { .. })) => false,
+        Err(error) => error.rethrow(),
     }
 }
 

@@ -18,8 +18,10 @@ use crate::pg::keeper_process::{self, TurnMemory};
 use crate::pg::lease_area::{self, Taken};
 use crate::pg::lockmgr::{self, Fence, Hold};
 use held::Held;
-use lockhier_core::lease::journal::{Granted, Origin, Record, TokenCounter};
-use lockhier_core::lease::{Answer, Ask, Decision, Failure, Lease, ShortText, Timestamp, Wanted};
+use lockhier_core::lease::journal::{Granted, Group, Origin, Record, TokenCounter};
+use lockhier_core::lease::{
+    Answer, Ask, Decision, Failure, FixedRequest, Lease, ShortText, Timestamp, Wanted, WantedMany, MAX_GROUP,
+};
 use locks::Taking;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
@@ -62,6 +64,8 @@ struct Keeper {
 }
 
 /// What a question came to before the turn's records are flushed.
+// One per question of a turn (at most 64), short-lived: the size of an answer is no cost.
+#[allow(clippy::large_enum_variant)]
 enum Decided {
     /// Answered whatever the flush does (a refusal, a failure, a release: releases are made
     /// even when their record cannot be written).
@@ -70,6 +74,10 @@ enum Decided {
     Granted(Box<Lease>),
     /// A renewal (or a re-entrant grant, `granted`), made once its record is on disk.
     Extended { token: i64, renewed_at: Timestamp, expires_at: Timestamp, granted: bool },
+    /// Every lease of a group: `tokens` in the order asked; `new` taken and listed, `extended`
+    /// (leases the owner held already) made once on disk. Answered once the records are on
+    /// disk, all undone otherwise.
+    GrantedMany { tokens: Vec<i64>, new: Vec<Lease>, extended: Vec<(i64, Timestamp, Timestamp)> },
 }
 
 /// The keeper process: the background worker's entry point (`pg::keeper_process::register`
@@ -97,6 +105,9 @@ fn run() {
     }
     for superseded in &replayed.superseded {
         keeper_process::log(&format!("lockhier lease journal: {superseded}; it is not held again"), true);
+    }
+    for group in &replayed.incomplete_groups {
+        keeper_process::log(&format!("lockhier lease journal: {group}; none of them is held again"), true);
     }
     let here = keeper_process::origin();
     let leases = replayed.leases_for(here);
@@ -189,8 +200,9 @@ impl Keeper {
         let mut records = Vec::new();
         let decided: Vec<(Taken, Decided)> = questions
             .into_iter()
-            .map(|taken| {
-                let decided = self.decide(taken.ask, &mut records);
+            .map(|mut taken| {
+                let requests = std::mem::take(&mut taken.requests);
+                let decided = self.decide(taken.ask, &requests, &mut records);
                 (taken, decided)
             })
             .collect();
@@ -234,15 +246,32 @@ impl Keeper {
                     }
                     Err(e) => journal_failed(e),
                 },
+                Decided::GrantedMany { tokens, new, extended } => match &written {
+                    Ok(()) => {
+                        for (token, renewed_at, expires_at) in extended {
+                            self.held.extend(token, renewed_at, expires_at);
+                        }
+                        let mut all = [0; MAX_GROUP];
+                        all[..tokens.len()].copy_from_slice(&tokens);
+                        Answer::GrantedMany { count: tokens.len() as u8, tokens: all }
+                    }
+                    Err(e) => {
+                        for lease in new.iter().rev() {
+                            self.undo_grant(lease);
+                        }
+                        journal_failed(e)
+                    }
+                },
             };
             self.area.answer(taken, answer);
         }
     }
 
     /// One question, with any error it raises caught: the keeper goes on whatever happens.
-    fn decide(&mut self, ask: Ask, records: &mut Vec<Record>) -> Decided {
+    fn decide(&mut self, ask: Ask, requests: &[FixedRequest], records: &mut Vec<Record>) -> Decided {
         PgTryBuilder::new(AssertUnwindSafe(|| match ask {
             Ask::Grant(wanted) => self.grant(wanted, records),
+            Ask::GrantMany(many) => self.grant_many(many, requests, records),
             Ask::Renew { database, token, ttl } => self.renew(database, token, ttl, records),
             Ask::Release { database, token, fenced } => {
                 Decided::Final(self.release(database, token, fenced, records))
@@ -320,6 +349,69 @@ impl Keeper {
                 Decided::Granted(Box::new(lease))
             }
         }
+    }
+
+    /// Several leases, all or none, decided together in this turn: each as `grant` decides it
+    /// (a request the owner holds gets that lease back), against the leases held and those
+    /// granted before it in the turn, its group's included. The first refused or failed undoes
+    /// the group's grants (its records are dropped with them) and is answered, by its index.
+    /// The group's records go with the turn's, its grants one after the other, marked with the
+    /// group when there are two or more (see `journal::Group`), then its renewals.
+    fn grant_many(
+        &mut self,
+        many: WantedMany,
+        requests: &[FixedRequest],
+        records: &mut Vec<Record>,
+    ) -> Decided {
+        let WantedMany { database, owner, role, ttl, asker, count, .. } = many;
+        if requests.is_empty() || requests.len() != count as usize {
+            return Decided::Final(Answer::Failed(Failure::Internal(ShortText::new(
+                "the requests of a lease_many did not reach the keeper",
+            ))));
+        }
+        let mut tokens = Vec::with_capacity(requests.len());
+        let mut new: Vec<Lease> = Vec::new();
+        let mut extended = Vec::new();
+        let mut mine = Vec::new();
+        for (index, &request) in requests.iter().enumerate() {
+            let wanted = Wanted { database, owner, request, role, ttl, asker };
+            // An error taking one request undoes the others as a refusal does.
+            let decided = PgTryBuilder::new(AssertUnwindSafe(|| self.grant(wanted, &mut mine)))
+                .catch_others(|error| {
+                    Decided::Final(Answer::Failed(Failure::Internal(ShortText::new(&message_of(&error)))))
+                })
+                .execute();
+            match decided {
+                Decided::Granted(lease) => {
+                    tokens.push(lease.token);
+                    new.push(*lease);
+                }
+                Decided::Extended { token, renewed_at, expires_at, .. } => {
+                    tokens.push(token);
+                    extended.push((token, renewed_at, expires_at));
+                }
+                Decided::Final(answer) => {
+                    for lease in new.iter().rev() {
+                        self.undo_grant(lease);
+                    }
+                    return Decided::Final(match answer {
+                        Answer::Refused => Answer::RefusedAt { index: index as u8 },
+                        other => other,
+                    });
+                }
+                Decided::GrantedMany { .. } => unreachable!("grant decides one request"),
+            }
+        }
+        let group = (new.len() > 1).then(|| Group { first: new[0].token, grants: new.len() as u32 });
+        for record in &mut mine {
+            if let Record::Grant(granted) = record {
+                granted.group = group;
+            }
+        }
+        // Stable: the grants stay in order, one after the other, before the renewals.
+        mine.sort_by_key(|record| !matches!(record, Record::Grant(_)));
+        records.extend(mine);
+        Decided::GrantedMany { tokens, new, extended }
     }
 
     /// A grant whose record could not be written is not made.

@@ -13,8 +13,9 @@
 //! Dropped databases are told through slots of their own, so that a drop is never lost because
 //! every question slot is busy.
 
+use super::groups;
 use super::{wait_on_my_latch, Area};
-use lockhier_core::lease::{Answer, Ask};
+use lockhier_core::lease::{Answer, Ask, FixedRequest};
 use pgrx::pg_sys;
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -69,8 +70,11 @@ impl DropSlot {
 #[allow(clippy::large_enum_variant)]
 enum Waited {
     Answered(Answer),
-    /// Withdrawn before the keeper took it, or abandoned after: an interrupt is pending.
-    Interrupted,
+    /// Withdrawn before the keeper took it (`taken` false), or abandoned after: an interrupt
+    /// is pending.
+    Interrupted {
+        taken: bool,
+    },
     /// No keeper is there to answer, or the one that took the question stopped.
     NoKeeper,
 }
@@ -79,6 +83,9 @@ enum Waited {
 pub struct Taken {
     slot: usize,
     pub ask: Ask,
+    /// The requests of a `GrantMany`, copied out of its group slot (empty for any other ask,
+    /// and for a group slot that did not hold the group named).
+    pub requests: Vec<FixedRequest>,
 }
 
 impl Area {
@@ -93,7 +100,39 @@ impl Area {
                 Waited::Answered(answer) => return Some(answer),
                 Waited::NoKeeper => return None,
                 // Raises for a cancel or a termination; for anything else, ask again.
-                Waited::Interrupted => {
+                Waited::Interrupted { .. } => {
+                    pgrx::check_for_interrupts!();
+                }
+            }
+        }
+    }
+
+    /// Ask the keeper for several leases at once: `requests` go in a group slot (see
+    /// `groups`), and `question` makes the `Ask::GrantMany` naming it (its index and claim).
+    /// As [`ask`](Self::ask) otherwise. A question abandoned on a cancel is still decided by
+    /// the keeper (all or none, as always), and a grant made meanwhile is found again by the
+    /// same owner's identical requests.
+    pub fn ask_group(&self, requests: &[FixedRequest], question: impl Fn(u8, u64) -> Ask) -> Option<Answer> {
+        loop {
+            // Dropped (and so freed) on every way out but a hand-over to the keeper.
+            let mut group = self.claim_group(requests)?;
+            let slot = self.claim_slot()?;
+            self.put(slot, question(group.index, group.claim));
+            match self.wait_for_answer(slot) {
+                Waited::Answered(answer) => {
+                    // The keeper freed the group slot as it took the question.
+                    group.hand_over();
+                    return Some(answer);
+                }
+                // Never taken, or taken by a keeper that has gone (it may have died before it
+                // freed the group slot): the slot is ours to free, under our claim.
+                Waited::NoKeeper => return None,
+                Waited::Interrupted { taken } => {
+                    if taken {
+                        // Abandoned to the keeper, which freed the group slot as it took it.
+                        group.hand_over();
+                    }
+                    drop(group);
                     pgrx::check_for_interrupts!();
                 }
             }
@@ -158,7 +197,7 @@ impl Area {
                             .compare_exchange(ASKED, FREE, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                     {
-                        return if gone { Waited::NoKeeper } else { Waited::Interrupted };
+                        return if gone { Waited::NoKeeper } else { Waited::Interrupted { taken: false } };
                     }
                 }
                 TAKEN
@@ -176,7 +215,7 @@ impl Area {
                             .compare_exchange(TAKEN, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok() =>
                 {
-                    return Waited::Interrupted;
+                    return Waited::Interrupted { taken: true };
                 }
                 _ => {}
             }
@@ -211,7 +250,13 @@ impl Area {
             }
             // SAFETY: the asker wrote the question before it set ASKED.
             let ask = unsafe { slot.ask.get().cast::<Ask>().read() };
-            taken.push(Taken { slot: index, ask });
+            // A group's requests are copied out now and its group slot freed: the asker may
+            // abandon the question from here on, and then nobody else would free it.
+            let requests = match ask {
+                Ask::GrantMany(many) => groups::take_group(many.group, many.count, many.claim),
+                _ => Vec::new(),
+            };
+            taken.push(Taken { slot: index, ask, requests });
         }
         taken
     }
@@ -237,8 +282,18 @@ impl Area {
     pub fn free_abandoned(&self) {
         let me = self.keeper_generation();
         for slot in &self.asks {
-            if slot.taken_by.load(Ordering::Acquire) != me {
-                let _ = slot.state.compare_exchange(ABANDONED, FREE, Ordering::AcqRel, Ordering::Relaxed);
+            if slot.taken_by.load(Ordering::Acquire) == me || slot.state.load(Ordering::Acquire) != ABANDONED
+            {
+                continue;
+            }
+            // SAFETY: an ABANDONED slot's question stays as its asker wrote it until a keeper
+            // frees the slot, which only this keeper does now (the one that took it has gone).
+            let ask = unsafe { slot.ask.get().cast::<Ask>().read() };
+            if slot.state.compare_exchange(ABANDONED, FREE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                // The keeper that took it may have died before it freed the group slot.
+                if let Ask::GrantMany(many) = ask {
+                    groups::free(many.group as usize, many.claim);
+                }
             }
         }
     }
