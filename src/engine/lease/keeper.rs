@@ -35,6 +35,9 @@ const LONGEST_SLEEP: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_millis(100);
 /// Compact the journal once it has this many records and four times more than leases held.
 const COMPACT_AFTER: usize = 1000;
+/// After a turn that answered one question, how long the keeper looks for the next before it
+/// sleeps: about a client's round trip with its next request (see `pg::lease_area::asks`).
+const LOOK_FOR_NEXT: Duration = Duration::from_micros(250);
 /// The same warning is logged at most this often, however often its cause recurs.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -159,8 +162,13 @@ fn run() {
     }
     // Questions asked during the restore are answered at once, not after the first sleep.
     loop {
-        memory.turn(|| keeper.turn());
-        if !keeper_process::wait(keeper.sleep()) {
+        let answered = memory.turn(|| keeper.turn());
+        // A lone asker's next question usually follows within a round trip: waiting for it
+        // awake saves the wake-up (a crowd's questions are already waiting, taken together).
+        // The wait still runs, without sleeping, for a stop, a reload or the postmaster's death.
+        let next = answered == 1 && area.await_question(LOOK_FOR_NEXT);
+        let sleep = if next { Duration::ZERO } else { keeper.sleep() };
+        if !keeper_process::wait(sleep) {
             // Leaving (a shutdown): what was written without a flush is flushed now.
             let _ = keeper.journal.flush_written(None);
             return;
@@ -169,13 +177,16 @@ fn run() {
 }
 
 impl Keeper {
-    fn turn(&mut self) {
+    /// One turn: how many questions it answered.
+    fn turn(&mut self) -> usize {
         let questions = self.area.take_questions();
         let dropped = self.area.take_dropped();
+        let answered = questions.len();
         if !questions.is_empty() || !dropped.is_empty() {
             self.answer_all(questions, dropped);
         }
         self.housekeeping();
+        answered
     }
 
     /// Until the next expiry, at most a second.
