@@ -3,6 +3,8 @@
     python bench/report.py --results bench/results --markdown BENCHMARKS.md --plot bench/throughput.png
     python bench/report.py --results bench/results --only paths     the paths section and its targets,
                                                                      printed (BENCH_ONLY=paths)
+    python bench/report.py --results bench/results --only leases    leases under load and their targets,
+                                                                     printed (BENCH_ONLY=leases)
 """
 
 import argparse
@@ -262,6 +264,20 @@ def load_ratios(load: Paired, test: str):
     return [(c, load.ratio(test, c, "lease", "table"), load.ratios(test, c, "lease", "table")) for c in counts]
 
 
+def lease_load_targets(target, load: Paired):
+    cycle = [(c, v) for c, v, _ in load_ratios(load, "cycle") if v is not None]
+    target("lease cycle ≥ 1.0× the lease table's cycle, at every client count (durable)", None,
+           all(v >= 1.0 for _, v in cycle) if cycle else None,
+           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in cycle) or "not measured")
+    at8 = [v for c, v in cycle if c == 8]
+    target("lease cycle ≥ 1.5× the lease table's cycle at 8 clients", None, at8[0] >= 1.5 if at8 else None,
+           f"{at8[0]:.2f}×" if at8 else "not measured")
+    renew = [(c, v) for c, v, _ in load_ratios(load, "renew") if v is not None]
+    target("renewal ≥ 1.0× the lease table's (`UPDATE` of `last_renewed_ts`), 1 and 8 clients", None,
+           all(v >= 1.0 for _, v in renew) if renew else None,
+           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in renew) or "not measured")
+
+
 def write_lease_load(w, load: Paired, warnings: dict, machine: dict):
     w("### Leases under load, beside the lease table")
     w("")
@@ -497,15 +513,23 @@ def write_paths(w, paths: Paired, status: str, machine: dict):
     write_failed(w, paths)
 
 
-def only_paths(R: Path):
-    """BENCH_ONLY=paths: the paths section and its targets, printed."""
+def only_section(R: Path, section: str):
+    """BENCH_ONLY=paths or leases: that section and its targets, printed."""
     machine = read_kv(R / "machine.txt")
-    paths = Paired(R / "paths.csv")
-    md = []
-    write_paths(md.append, paths, read_kv(R / "paths.txt").get("status", "not run"), machine)
-    targets = []
-    path_targets(lambda name, _value, ok, shown: targets.append(
-        (name, shown, "—" if ok is None else ("met" if ok else "not met"))), paths)
+    md, targets = [], []
+
+    def target(name, _value, ok, shown):
+        targets.append((name, shown, "—" if ok is None else ("met" if ok else "not met")))
+
+    if section == "paths":
+        paths = Paired(R / "paths.csv")
+        write_paths(md.append, paths, read_kv(R / "paths.txt").get("status", "not run"), machine)
+        path_targets(target, paths)
+    else:
+        load = Paired(R / "lease_load.csv")
+        warnings = json.loads((R / "lease_warnings.json").read_text()) if (R / "lease_warnings.json").exists() else {}
+        write_lease_load(md.append, load, warnings, machine)
+        lease_load_targets(target, load)
     print("\n".join(md))
     print(f"load average before the run: {machine.get('load_before', '?')}, after: {machine.get('load_after', '?')}")
     for name, shown, verdict in targets:
@@ -525,11 +549,11 @@ def main():
     ap.add_argument("--results", type=Path, required=True)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--plot", type=Path)
-    ap.add_argument("--only", choices=["paths"], help="print one section and its targets (BENCH_ONLY)")
+    ap.add_argument("--only", choices=["paths", "leases"], help="print one section and its targets (BENCH_ONLY)")
     args = ap.parse_args()
     R = args.results
-    if args.only == "paths":
-        only_paths(R)
+    if args.only:
+        only_section(R, args.only)
         return
     if not args.markdown or not args.plot:
         ap.error("--markdown and --plot are required")
@@ -636,17 +660,7 @@ def main():
     exp = leases.get("expiry", {})
     target("expiry: waiter granted within 1 s of `expires_at` (p99)", None,
            None if not exp.get("n") else exp["p99_us"] <= 1_000_000, fmt_us(exp.get("p99_us")))
-    cycle = [(c, v) for c, v, _ in load_ratios(load, "cycle") if v is not None]
-    target("lease cycle ≥ 1.0× the lease table's cycle, at every client count (durable)", None,
-           all(v >= 1.0 for _, v in cycle) if cycle else None,
-           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in cycle) or "not measured")
-    at8 = [v for c, v in cycle if c == 8]
-    target("lease cycle ≥ 1.5× the lease table's cycle at 8 clients", None, at8[0] >= 1.5 if at8 else None,
-           f"{at8[0]:.2f}×" if at8 else "not measured")
-    renew = [(c, v) for c, v, _ in load_ratios(load, "renew") if v is not None]
-    target("renewal ≥ 1.0× the lease table's (`UPDATE` of `last_renewed_ts`), 1 and 8 clients", None,
-           all(v >= 1.0 for _, v in renew) if renew else None,
-           ", ".join(f"{v:.2f}× ({c} cl.)" for c, v in renew) or "not measured")
+    lease_load_targets(target, load)
     for level, c in scale.get("cycles", {}).items():
         if level != "0" and c.get("ratio_to_none") is not None:
             target(f"a lease cycle with {int(level):,} leases held ≤ 1.2× none held (median)", None,

@@ -14,6 +14,9 @@
 #   BENCH_ONLY=paths make bench        only lock_path beside lock_field and lock_many beside four
 #                                      lock_field calls (about 7 minutes; quick: 2),
 #                                      printed with its targets; BENCHMARKS.md is left as it is
+#   BENCH_ONLY=leases make bench       only leases under load beside the lease table (about 8
+#                                      minutes; quick: 1), in a fresh cluster, printed with its
+#                                      targets; BENCHMARKS.md is left as it is
 #
 # The run, in order: the release build of lockhier installed into each major where needed; the
 # planner timed (cargo test --release); then on PostgreSQL $PG, in a private cluster with
@@ -61,7 +64,7 @@
 #                   $BENCH_HOME-nopreload on BENCH_PORT+5 and $BENCH_HOME-scale on BENCH_PORT+6.
 #                   Each is made anew and stopped at the end
 #   BENCH_OUT       raw results (default bench/results: throughput.csv, conflict.json, ...;
-#                   with BENCH_ONLY=paths, bench/results-paths)
+#                   with BENCH_ONLY=paths or leases, bench/results-paths or bench/results-leases)
 #   BENCH_NOTE      a sentence the report shows at its top (how the machine was, say)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +76,7 @@ case "$PG" in 15 | 16 | 17 | 18) ;; *) echo "PG must be 15, 16, 17 or 18, not $P
 ALL_VERSIONS="15 16 17 18"
 QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-}
-case "$ONLY" in "" | paths) ;; *) echo "BENCH_ONLY must be empty or paths, not $ONLY" >&2; exit 2 ;; esac
+case "$ONLY" in "" | paths | leases) ;; *) echo "BENCH_ONLY must be empty, paths or leases, not $ONLY" >&2; exit 2 ;; esac
 [ "${1:-}" = "--quick" ] && QUICK=1
 if [ "$QUICK" = 1 ]; then
   SECONDS_TOTAL=${BENCH_SECONDS:-36} ROUNDS=${BENCH_ROUNDS:-1} CLIENTS=${BENCH_CLIENTS:-"1 2"}
@@ -301,13 +304,27 @@ run_paths() {
   [ "$status" = measured ] || log "WARNING: paths: $status"
   echo "status=$status" >"$OUT/paths.txt"
 }
-if [ "$ONLY" = paths ]; then
-  run_paths
+
+# ---------------------------------------------------------------- leases under load
+# lockhier's lease cycle and renewal beside the lease table's, pgbench runs side by side. In the
+# full run it comes after the other tests, on the same cluster (the lease table has their churn).
+run_lease_load() {
+  log "leases under load: the cycle at clients ($LEASE_CLIENTS), renewals at ($RENEW_CLIENTS)," \
+      "$LEASE_ROUNDS round(s) x ${LEASE_SECONDS} s a run, each beside the lease table's"
+  # shellcheck disable=SC2086 # client counts are words
+  "$PY" bench/lease_load.py --db "$DB" --cycle-clients $LEASE_CLIENTS --renew-clients $RENEW_CLIENTS \
+    --rounds "$LEASE_ROUNDS" --seconds "$LEASE_SECONDS" --bindir "$PGBIN" --server-log "$HOME_MAIN/server.log" \
+    --out "$OUT" || log "WARNING: leases under load did not complete (see the report's Leases section)"
+}
+
+# BENCH_ONLY: one section on the fresh main cluster, printed with its targets.
+if [ -n "$ONLY" ]; then
+  case "$ONLY" in paths) run_paths ;; leases) run_lease_load ;; esac
   echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
   cluster "${MAIN[@]}" stop
   stop_started
   trap - EXIT
-  "$PY" bench/report.py --results "$OUT" --only paths
+  "$PY" bench/report.py --results "$OUT" --only "$ONLY"
   log "done in $(( ($(date +%s) - started) / 60 )) min: raw results in $OUT (BENCHMARKS.md left as it is)"
   exit 0
 fi
@@ -359,13 +376,7 @@ log "leases: $LEASE_SAMPLES timed pairs per design, $EXPIRY_SAMPLES expiries"
   log "WARNING: some lease calls did not end as expected (see the report's Leases section)"
 
 # ---------------------------------------------------------------- leases under load
-# lockhier's lease cycle and renewal beside the lease table's, pgbench runs side by side.
-log "leases under load: the cycle at clients ($LEASE_CLIENTS), renewals at ($RENEW_CLIENTS)," \
-    "$LEASE_ROUNDS round(s) x ${LEASE_SECONDS} s a run, each beside the lease table's"
-# shellcheck disable=SC2086 # client counts are words
-"$PY" bench/lease_load.py --db "$DB" --cycle-clients $LEASE_CLIENTS --renew-clients $RENEW_CLIENTS \
-  --rounds "$LEASE_ROUNDS" --seconds "$LEASE_SECONDS" --bindir "$PGBIN" --server-log "$HOME_MAIN/server.log" \
-  --out "$OUT" || log "WARNING: leases under load did not complete (see the report's Leases section)"
+run_lease_load
 cluster "${MAIN[@]}" stop
 
 # ---------------------------------------------------------------- leases at scale
