@@ -103,6 +103,29 @@ SELECT lockhier.lock_many('[{"path": [["rooms"]], "class": "x"}]');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT lockhier.lock_many(('[{"application": 1e131071, "class": "x"}' || repeat(', 1e131071', 60) || ']')::jsonb);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- The outer array is read no further than its 65th element: what follows is not looked at.
+SELECT lockhier.lock_many(('[' || repeat('{"application": 1, "class": "x"},', 64) || '[[[["too deep"]]]]]')::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- 64 requests with 200 such numbers each (12,800 numbers of 131,072 digits: 1.7 GB as text),
+-- refused at once, well within the statement_timeout.
+SET statement_timeout = '10s';
+SELECT lockhier.lock_many((SELECT jsonb_agg(jsonb_build_object('application', 1, 'class', 'x', 'ids',
+  (SELECT jsonb_agg('1e131071'::jsonb) FROM generate_series(1, 200)))) FROM generate_series(1, 64)));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+-- Ids are decided with numeric arithmetic, not through a double: 2.9999999999999999999 is not
+-- application 3, nor 1e-400 application 0; a number too large to print is described.
+SELECT lockhier.lock_many('[{"application": 2.9999999999999999999, "class": "x"}]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_many('[{"application": 1e-400, "class": "x"}]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_many('[{"application": 1e131071, "class": "x"}]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_many('[{"application": 9223372036854775808, "class": "x"}]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT lockhier.lock_many('[{"application": -0.5, "class": "x"}]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS held_after_the_bad_numbers FROM lockhier.held();
 -- The extremes of bigint are ids like any other; 12.0 is the number 12.
 SELECT lockhier.lock_many('[{"application": 9223372036854775807, "table": -9223372036854775808, "class": "x"}]');
 BEGIN;

@@ -10,8 +10,8 @@
 //! `"global": true`; its classes by `class` or `classes`; its mode by `mode` (default
 //! exclusive). Anything else is refused, naming the element as a JSON path (`requests[1].table`)
 //! so a caller who built the array by hand can find it. The input is refused past
-//! [`MAX_BYTES`] before it is read and past [`MAX_REQUESTS`] before the next request is read,
-//! so what it costs is bounded whatever the caller sends.
+//! [`MAX_BYTES`] before it is read, and a `jsonb` argument (`pg::jsonb`) is read no further
+//! than its [`MAX_REQUESTS`]th request, so what it costs is bounded whatever the caller sends.
 
 use crate::class::{ClassError, Classes};
 use crate::path::{Path, PathError};
@@ -26,6 +26,11 @@ pub const MAX_REQUESTS: usize = 64;
 /// The largest input, in bytes of its text (and of jsonb's stored form, checked before it is
 /// read): 64 requests on paths of 8 names of 255 bytes fit, with room to spare.
 pub const MAX_BYTES: usize = 256 * 1024;
+
+/// What a reader of binary JSON (`jsonb`) puts in place of a number it will not print: one
+/// too large to print cheaply, and one with a fraction too small to show in a double. Shown
+/// as they are (not quoted) when refused.
+pub const UNPRINTED_NUMBERS: [&str; 2] = ["a number of 1e20 or more", "a number with a fraction"];
 
 /// The keys a request object may have, for the error that names an unknown one.
 const KEYS: &str = "path, application, table, field, global, class, classes, mode";
@@ -63,6 +68,8 @@ pub enum Problem {
     TooLarge(usize),
     #[error("nests arrays and objects more than {MAX_NESTING} deep: a request's values are names, ids and class names")]
     TooDeep,
+    #[error("holds text that is not UTF-8")]
+    NotUtf8,
     #[error("must be an object, not {0}")]
     NotAnObject(&'static str),
     #[error("unknown key \"{0}\"; a request has {KEYS}")]
@@ -136,12 +143,23 @@ pub fn from_value(value: &Value) -> Result<Vec<Request>, ManyError> {
 /// request, its path or classes); a jsonb argument is not read past it.
 pub const MAX_NESTING: usize = 3;
 
-/// A jsonb argument that was not read: too large, or nested too deeply.
-pub fn unread(too_large: Option<usize>) -> ManyError {
-    match too_large {
-        Some(bytes) => at(Place::Input)(Problem::TooLarge(bytes)),
-        None => at(Place::Input)(Problem::TooDeep),
-    }
+/// Why a jsonb argument was not read through: too large, nested too deeply, too many
+/// requests, or text that is not UTF-8.
+pub enum Unread {
+    TooLarge(usize),
+    TooDeep,
+    TooMany,
+    NotUtf8,
+}
+
+/// The error for a jsonb argument that was not read through.
+pub fn unread(why: Unread) -> ManyError {
+    at(Place::Input)(match why {
+        Unread::TooLarge(bytes) => Problem::TooLarge(bytes),
+        Unread::TooDeep => Problem::TooDeep,
+        Unread::TooMany => Problem::TooMany,
+        Unread::NotUtf8 => Problem::NotUtf8,
+    })
 }
 
 fn request(index: usize, element: &Value) -> Result<Request, ManyError> {
@@ -190,6 +208,9 @@ fn scope(index: usize, object: &Map<String, Value>) -> Result<Scope, ManyError> 
         match object.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
+            Some(Value::String(s)) if UNPRINTED_NUMBERS.contains(&s.as_str()) => {
+                Err(at(Place::Key(index, key))(Problem::NotAnId(s.clone())))
+            }
             Some(other) => Err(at(Place::Key(index, key))(Problem::NotAnId(shown(&other.to_string())))),
         }
     };
@@ -472,5 +493,26 @@ mod tests {
         assert_eq!(first, taken(format!("[{c},{d},{b},{a}]")));
         assert_eq!(first[0], "application 3 for all classes in share mode");
         assert_eq!(first[3], "\"rooms/a\" for \"x\"");
+    }
+
+    #[test]
+    fn numbers_a_jsonb_reader_does_not_print_are_described_not_quoted() {
+        for described in UNPRINTED_NUMBERS {
+            let value = serde_json::json!([{"application": described, "class": "x"}]);
+            assert_eq!(
+                from_value(&value).unwrap_err().to_string(),
+                format!("requests[0].application: must be an integer from -9223372036854775808 to 9223372036854775807, not {described}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_jsonb_argument_not_read_through_is_refused_as_a_whole() {
+        assert_eq!(unread(Unread::TooMany).to_string(), "requests: holds more than 64 requests");
+        assert_eq!(unread(Unread::NotUtf8).to_string(), "requests: holds text that is not UTF-8");
+        assert_eq!(
+            unread(Unread::TooLarge(300_000)).to_string(),
+            "requests: is 300000 bytes, more than the 262144 a call may pass"
+        );
     }
 }

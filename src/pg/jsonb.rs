@@ -1,17 +1,20 @@
-//! A `jsonb` argument read with bounded memory: its stored size is checked before it is
-//! detoasted, and it is walked in its binary form into a `serde_json::Value` instead of being
-//! printed as text first. Printing would not be bounded: `1e131071` is a few bytes in jsonb and
-//! 131,072 characters as text, so a small jsonb of such numbers prints gigabytes.
+//! A `jsonb` argument read with bounded memory and time: its stored size is checked before it
+//! is detoasted, and it is walked in its binary form into a `serde_json::Value` instead of being
+//! printed as text first, stopping at the first container nested too deep or the first element
+//! of the outer array past the limit. Printing would not be bounded: `1e131071` is a few bytes
+//! in jsonb and 131,072 characters as text, so a small jsonb of such numbers prints gigabytes.
+//! Numbers are therefore never printed whole either (see [`number`]).
 
+use lockhier_core::many;
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::nullable::Nullable;
 use pgrx::pg_sys::{self, jbvType, JsonbIteratorToken as Token};
 use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
-use pgrx::prelude::*;
-use pgrx::{direct_function_call, FromDatum};
+use pgrx::{direct_function_call, FromDatum, PgMemoryContexts};
 use serde_json::{Map, Number, Value};
+use std::ffi::CStr;
 
 /// A `jsonb` argument, not yet read.
 #[derive(Clone, Copy)]
@@ -24,12 +27,17 @@ pub enum Unread {
     TooLarge(usize),
     /// Arrays and objects nested deeper than the limit asked for.
     TooDeep(usize),
+    /// An outer array of more elements than the limit asked for.
+    TooMany(usize),
+    /// A key or a string that is not UTF-8 (a database in another encoding).
+    NotUtf8,
 }
 
 impl JsonbArg {
-    /// The value, if its stored form is at most `max_bytes` and it nests at most `max_depth`
-    /// arrays and objects. Nothing is detoasted or allocated past those limits.
-    pub fn read(self, max_bytes: usize, max_depth: usize) -> Result<Value, Unread> {
+    /// The value, if its stored form is at most `max_bytes`, it nests at most `max_depth`
+    /// arrays and objects, and an outer array holds at most `max_elements`. Nothing is detoasted
+    /// past the size, and the walk stops at the first element past the other limits.
+    pub fn read(self, max_bytes: usize, max_depth: usize, max_elements: usize) -> Result<Value, Unread> {
         // SAFETY: the datum is a jsonb argument of the current call; reading its size looks at
         // its header (or its TOAST pointer) only.
         let size = unsafe { pg_sys::toast_raw_datum_size(self.0) };
@@ -45,7 +53,11 @@ impl JsonbArg {
         let mut iterator = unsafe { pg_sys::JsonbIteratorInit(root) };
         let mut stack: Vec<(Value, Option<String>)> = Vec::new();
         let mut key: Option<String> = None;
+        // What converting a number allocates, freed after each number.
+        let mut scratch = PgMemoryContexts::new("lockhier jsonb numbers");
         loop {
+            // A walk of 256 kB is short, but a cancel should not wait for it.
+            pgrx::check_for_interrupts!();
             let mut item = pg_sys::JsonbValue {
                 type_: jbvType::jbvNull,
                 val: pg_sys::JsonbValue__bindgen_ty_1 { boolean: false },
@@ -57,6 +69,9 @@ impl JsonbArg {
                     if stack.len() == max_depth {
                         return Err(Unread::TooDeep(max_depth));
                     }
+                    if stack.len() == 1 && outer_length(&stack) == max_elements {
+                        return Err(Unread::TooMany(max_elements));
+                    }
                     let container = if token == Token::WJB_BEGIN_ARRAY {
                         Value::Array(Vec::new())
                     } else {
@@ -66,11 +81,15 @@ impl JsonbArg {
                     None
                 }
                 Token::WJB_KEY => {
-                    key = Some(scalar_string(&item));
+                    key = Some(scalar_string(&item)?);
                     None
                 }
                 Token::WJB_VALUE | Token::WJB_ELEM => {
-                    add(&mut stack, key.take(), scalar(&item));
+                    if token == Token::WJB_ELEM && stack.len() == 1 && outer_length(&stack) == max_elements {
+                        return Err(Unread::TooMany(max_elements));
+                    }
+                    let value = scalar(&item, &mut scratch)?;
+                    add(&mut stack, key.take(), value);
                     None
                 }
                 Token::WJB_END_ARRAY | Token::WJB_END_OBJECT => {
@@ -107,6 +126,15 @@ fn add(stack: &mut [(Value, Option<String>)], key: Option<String>, value: Value)
     }
 }
 
+/// How many elements the outer container holds so far.
+fn outer_length(stack: &[(Value, Option<String>)]) -> usize {
+    match stack.first() {
+        Some((Value::Array(elements), _)) => elements.len(),
+        Some((Value::Object(members), _)) => members.len(),
+        _ => 0,
+    }
+}
+
 fn is_raw_scalar(jsonb: *mut pg_sys::Jsonb) -> bool {
     // JB_FSCALAR of the root container's header (jsonb.h).
     const JB_FSCALAR: u32 = 0x1000_0000;
@@ -114,45 +142,92 @@ fn is_raw_scalar(jsonb: *mut pg_sys::Jsonb) -> bool {
     unsafe { (*jsonb).root.header & JB_FSCALAR != 0 }
 }
 
-fn scalar_string(item: &pg_sys::JsonbValue) -> String {
+fn scalar_string(item: &pg_sys::JsonbValue) -> Result<String, Unread> {
     // SAFETY: a key or a string is a jbvString: this is the union member of its type.
     let string = unsafe { item.val.string };
     // SAFETY: `val` points at `len` bytes inside the jsonb, which outlives this call.
     let bytes = unsafe { std::slice::from_raw_parts(string.val.cast::<u8>(), string.len as usize) };
-    String::from_utf8_lossy(bytes).into_owned()
+    // Not lossy: two names that differ only in bytes that are not UTF-8 must not become one.
+    String::from_utf8(bytes.to_vec()).map_err(|_| Unread::NotUtf8)
 }
 
-fn scalar(item: &pg_sys::JsonbValue) -> Value {
-    match item.type_ {
-        jbvType::jbvString => Value::String(scalar_string(item)),
+fn scalar(item: &pg_sys::JsonbValue, scratch: &mut PgMemoryContexts) -> Result<Value, Unread> {
+    Ok(match item.type_ {
+        jbvType::jbvString => Value::String(scalar_string(item)?),
         // SAFETY: the union member of the type just matched.
         jbvType::jbvBool => Value::Bool(unsafe { item.val.boolean }),
-        // SAFETY: as above.
-        jbvType::jbvNumeric => number(pg_sys::Datum::from(unsafe { item.val.numeric })),
+        jbvType::jbvNumeric => {
+            // SAFETY: the union member of the type just matched.
+            let numeric = pg_sys::Datum::from(unsafe { item.val.numeric });
+            // SAFETY: everything `number` allocates is palloc'd in `scratch` and not kept:
+            // its result is Rust's, so the context is emptied as soon as it returns.
+            let value = unsafe { scratch.switch_to(|_| number(numeric)) };
+            // SAFETY: nothing allocated in `scratch` is referenced any more (see above).
+            unsafe { scratch.reset() };
+            value
+        }
         _ => Value::Null,
-    }
+    })
 }
 
-/// A numeric as a JSON number without printing it: exact when it is a whole number that fits
-/// a bigint (an id), else the nearest double (which is never an id).
-fn number(numeric: pg_sys::Datum) -> Value {
-    // SAFETY: a numeric datum; this conversion saturates to infinity instead of raising.
-    let approx = unsafe { direct_function_call::<f64>(pg_sys::numeric_float8_no_overflow, &[Some(numeric)]) }
-        .unwrap_or(f64::NAN);
-    if approx.fract() == 0.0 && approx.abs() <= 9.3e18 {
-        let exact = PgTryBuilder::new(|| {
-            // SAFETY: a numeric datum; out of the bigint range it raises, caught here.
-            unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(numeric)]) }
-        })
-        .catch_others(|_| None)
-        .execute();
-        if let Some(exact) = exact {
-            return Value::Number(exact.into());
+/// Below this magnitude a number is printed (rounded to 20 decimals: at most 42 characters)
+/// to be shown in an error; above it, it is only described.
+const PRINTED_BELOW: &CStr = c"1e20";
+
+/// A numeric as a JSON value, deciding with numeric arithmetic, never by printing it whole:
+/// exact when it is a whole number that fits a bigint (the only numbers a request takes: ids);
+/// else, for the error that refuses it, the nearest double of it rounded to 20 decimals if that
+/// shows it is not an id, or a description ([`many::UNPRINTED_NUMBERS`]).
+/// `numeric_float8_no_overflow` prints its argument, which is why only a rounded, bounded
+/// numeric is passed to it; `numeric_int8` is only called on a whole number known to fit.
+fn number(x: pg_sys::Datum) -> Value {
+    let numeric = |f: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
+                   args: &[Option<pg_sys::Datum>]| {
+        // SAFETY: numeric functions of numerics (and an int4 scale), none of which raises for
+        // a finite numeric (jsonb holds no NaN or infinity) or returns NULL.
+        unsafe { direct_function_call::<pg_sys::Datum>(f, args) }.expect("a numeric result")
+    };
+    let compare = |a: pg_sys::Datum, b: pg_sys::Datum| {
+        // SAFETY: two numerics; numeric_cmp never raises.
+        unsafe { direct_function_call::<i32>(pg_sys::numeric_cmp, &[Some(a), Some(b)]) }.unwrap_or(0)
+    };
+    // SAFETY: int64_to_numeric builds a numeric from an integer; it never raises.
+    let bound = |value: i64| pg_sys::Datum::from(unsafe { pg_sys::int64_to_numeric(value) });
+    let truncated = numeric(pg_sys::numeric_trunc, &[Some(x), Some(pg_sys::Datum::from(0i32))]);
+    let whole = compare(x, truncated) == 0;
+    if whole && compare(x, bound(i64::MIN)) >= 0 && compare(x, bound(i64::MAX)) <= 0 {
+        // SAFETY: a whole numeric within the bigint range: the conversion cannot raise.
+        if let Some(id) = unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(x)]) } {
+            return Value::Number(id.into());
         }
+    }
+    let magnitude = numeric(pg_sys::numeric_abs, &[Some(x)]);
+    // SAFETY: numeric_in of a constant numeric literal (typmod -1: as written).
+    let limit = unsafe {
+        direct_function_call::<pg_sys::Datum>(
+            pg_sys::numeric_in,
+            &[
+                Some(pg_sys::Datum::from(PRINTED_BELOW.as_ptr())),
+                Some(pg_sys::Datum::from(0u32)),
+                Some(pg_sys::Datum::from(-1i32)),
+            ],
+        )
+    }
+    .expect("a numeric literal");
+    if compare(magnitude, limit) >= 0 {
+        return Value::String(many::UNPRINTED_NUMBERS[0].into());
+    }
+    let rounded = numeric(pg_sys::numeric_round, &[Some(x), Some(pg_sys::Datum::from(20i32))]);
+    // SAFETY: a numeric below 1e20 with at most 20 decimals: printed in at most 42 characters.
+    let approx = unsafe { direct_function_call::<f64>(pg_sys::numeric_float8_no_overflow, &[Some(rounded)]) }
+        .unwrap_or(f64::NAN);
+    // 2.9999999999999999999 is no id, but its nearest double is 3.0: say what it is instead.
+    if !whole && approx.fract() == 0.0 {
+        return Value::String(many::UNPRINTED_NUMBERS[1].into());
     }
     Number::from_f64(approx)
         .map(Value::Number)
-        .unwrap_or_else(|| Value::String("a number out of range".into()))
+        .unwrap_or_else(|| Value::String(many::UNPRINTED_NUMBERS[0].into()))
 }
 
 impl FromDatum for JsonbArg {
