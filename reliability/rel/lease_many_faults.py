@@ -15,6 +15,12 @@ happens to the keeper or to the caller (docs/leases.md, "Several leases at once"
     another session's transaction lock (wait => '1 min'), and for a stopped keeper that has not
     taken the question. The call ends with 57014, and nothing of the group is held, after the
     keeper answers and after what was in the way is gone.
+(c) A caller terminated (pg_terminate_backend) while it holds a group slot: the keeper stopped,
+    64 single lease calls fill every question slot, and then 4 lease_many calls each claim one of
+    the 4 group slots and wait for a question slot. Terminated there, a backend exits without
+    running Rust's destructors (FATAL); its exit callback must free the group slot, or no
+    lease_many would go through again until the server restarts. Once the keeper answers, later
+    groups go through, one after the other.
 """
 
 import signal
@@ -260,9 +266,63 @@ def cancelled_waiting_for_keeper(res):
         close_quietly(asker, mon)
 
 
+ASK_SLOTS = 64          # src/pg/lease_area/asks.rs
+GROUP_SLOTS = 4         # src/pg/lease_area/groups.rs
+
+
+def terminated_holding_a_group_slot(res):
+    owner = "many terminated"
+    mon = connect("rel-many-monitor")
+    fillers, holders = [], []
+    try:
+        mon.execute(SAFETY)   # a group slot left taken would make a later lease_many wait forever
+        kpid = keeper_pid(mon)
+        with Stopped(kpid):
+            for i in range(ASK_SLOTS):
+                conn = connect(f"rel-many-filler-{i}")
+                conn.execute(SAFETY)
+                fillers.append((conn, one(conn, "SELECT pg_backend_pid()"),
+                                Bg(conn, "SELECT lockhier.lease_application(%s, %s, 'snapshot')", [9000 + i, owner])))
+            filled = wait_until(lambda: all(waiting_for_keeper(mon, pid, "lease_application") for _, pid, _ in fillers), 30)
+            for i in range(GROUP_SLOTS):
+                conn = connect(f"rel-many-holder-{i}")
+                conn.execute(SAFETY)
+                holders.append((conn, one(conn, "SELECT pg_backend_pid()"),
+                                Bg(conn, "SELECT lockhier.lease_many(%s, %s)", [group_of(120 + i), f"{owner} {i}"])))
+            waiting = wait_until(lambda: all(waiting_for_keeper(mon, pid, "lease_many") for _, pid, _ in holders), 10)
+            for _, pid, _ in holders:
+                one(mon, "SELECT pg_terminate_backend(%s)", [pid])
+            ended = all(bg.join(CANCEL_BOUND) for _, _, bg in holders)
+            terminated = [sqlstate(bg.error) for _, _, bg in holders]
+        answered = all(bg.join(30) for _, _, bg in fillers) and keeper_answers(None)
+        granted = sum(1 for _, _, bg in fillers if bg.error is None)
+        one(mon, "SELECT lockhier.release_leases(%s)", [owner])
+        later = []
+        for i in range(GROUP_SLOTS + 2):
+            try:
+                later.append(one(mon, "SELECT cardinality(lockhier.lease_many(%s, %s))", [group_of(130 + i), f"{owner} later {i}"]))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                later.append(describe_error(exc))
+                break
+        one(mon, "SELECT lockhier.release_leases(%s)", [owner])
+        for i in range(GROUP_SLOTS + 2):
+            one(mon, "SELECT lockhier.release_leases(%s)", [f"{owner} later {i}"])
+        held = one(mon, "SELECT count(*) FROM lockhier.leases WHERE owner LIKE %s", [owner + "%"])
+        ok = (filled and waiting and ended and answered and granted == ASK_SLOTS
+              and later == [GROUP] * (GROUP_SLOTS + 2) and held == 0)
+        res.check(f"lease many (c): {GROUP_SLOTS} lease_many calls terminated while each holds a group slot (the "
+                  f"keeper stopped, its {ASK_SLOTS} question slots full): the slots are freed as they exit, and "
+                  "later groups go through", ok,
+                  f"question slots filled {filled}; holders waiting {waiting}; ended {ended} ({terminated}); "
+                  f"the keeper answers {answered}, {granted} single leases granted; later groups {later}; "
+                  f"held afterwards {held}")
+    finally:
+        close_quietly(mon, *[conn for conn, _, _ in fillers + holders])
+
+
 def run(res):
     for name, fn in [("lease many (b) queue", cancelled_in_queue), ("lease many (b) keeper", cancelled_waiting_for_keeper),
-                     ("lease many (a)", keeper_ended)]:
+                     ("lease many (c)", terminated_holding_a_group_slot), ("lease many (a)", keeper_ended)]:
         try:
             fn(res)
         except Exception as exc:  # noqa: BLE001 - one part's crash must not hide the other

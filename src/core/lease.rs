@@ -332,7 +332,7 @@ pub struct Wanted {
 pub const MAX_GROUP: usize = crate::many::MAX_REQUESTS;
 
 /// Several new leases asked for together (`lease_many`), granted all or none. The requests
-/// themselves do not fit in a request slot (one `FixedRequest` is about 7 kB): the backend puts
+/// themselves do not fit in a request slot (one `FixedRequest` is about 6 kB): the backend puts
 /// them in a group slot of their own (`group`, claimed under `claim`), which the keeper copies
 /// out as it takes the question.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,5 @@
 //! Group slots: where a backend puts the requests of a `lease_many` for the keeper. A request
-//! slot holds one `Ask` (about 7 kB, one request); a group of up to 64 requests would make
+//! slot holds one `Ask` (about 8 kB, one request); a group of up to 64 requests would make
 //! every one of the 64 request slots 64 times larger, so a few group slots of their own hold
 //! the groups, and the question in the request slot names its group slot.
 //!
@@ -15,6 +15,11 @@
 //!   before asking;
 //! - a new keeper, for a question abandoned while a keeper that has gone had it.
 //!
+//! - the backend's exit callback, for the slot it last claimed, when it ends (terminated, or a
+//!   FATAL error) where no Rust destructor runs: in `claim_slot`, waiting for a question slot
+//!   with its group slot claimed, a termination would otherwise keep the slot until the
+//!   server restarts.
+//!
 //! So a group slot outlives its question by at most one keeper's restart, and never holds a
 //! group the keeper is still reading.
 
@@ -24,7 +29,7 @@ use pgrx::pg_sys;
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::mem::{size_of, MaybeUninit};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How many `lease_many` calls can be asking the keeper at once; more wait for a free slot
@@ -48,7 +53,7 @@ pub struct Groups {
 
 static GROUPS: AtomicPtr<Groups> = AtomicPtr::new(std::ptr::null_mut());
 
-/// The shared memory the group slots take: about 64 requests of 7 kB each per slot.
+/// The shared memory the group slots take: 64 requests of about 6 kB each per slot.
 pub fn size() -> usize {
     size_of::<Groups>()
 }
@@ -98,6 +103,31 @@ impl Drop for Claimed {
     }
 }
 
+/// The group slot this backend claimed last, and its claim number (0: none), for the exit
+/// callback. Freeing it again once it was freed is harmless: claim numbers are never reused.
+static MINE_INDEX: AtomicUsize = AtomicUsize::new(0);
+static MINE_CLAIM: AtomicU64 = AtomicU64::new(0);
+/// Whether this backend has registered `free_mine_at_exit`.
+static EXIT_CALLBACK: AtomicBool = AtomicBool::new(false);
+
+fn remember_mine(index: usize, claim: u64) {
+    MINE_INDEX.store(index, Ordering::Relaxed);
+    MINE_CLAIM.store(claim, Ordering::Relaxed);
+    if !EXIT_CALLBACK.swap(true, Ordering::Relaxed) {
+        // SAFETY: registers a callback run once as this process exits, while shared memory is
+        // still attached.
+        unsafe { pg_sys::before_shmem_exit(Some(free_mine_at_exit), pg_sys::Datum::from(0)) };
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn free_mine_at_exit(_code: i32, _arg: pg_sys::Datum) {
+    let claim = MINE_CLAIM.swap(0, Ordering::Relaxed);
+    if claim != 0 {
+        free(MINE_INDEX.load(Ordering::Relaxed), claim);
+    }
+}
+
 /// Free group slot `index` if it is still held under `claim`.
 pub fn free(index: usize, claim: u64) {
     if let Some(slot) = groups().and_then(|groups| groups.slots.get(index)) {
@@ -132,6 +162,7 @@ impl Area {
             // it is ASKED; element `i` is within the slot's MAX_GROUP requests.
             unsafe { element.write(*request) };
         }
+        remember_mine(index, claim);
         Some(Claimed { index: index as u8, claim, handed_over: false })
     }
 }
