@@ -72,6 +72,19 @@ SELECT cardinality(lockhier.try_lease_many('[
   {"path": ["rooms", "r1"], "class": "typing"}
 ]', 'chat worker 1')) AS granted;
 SELECT lockhier.release_leases('chat worker 1');
+-- The keeper refuses a group at its first request in the way (application 92, another owner's
+-- lease); the wait then runs out on another (application 91, a transaction lock, taken first
+-- in the canonical order). The error names the request the wait ran out on, and its holder.
+SELECT lockhier.lease_application(92, 'chat worker 2', 'x') AS a92 \gset
+SELECT open_session('txn91', 'migration 91');
+SELECT dblink_exec('txn91', 'BEGIN');
+SELECT * FROM dblink('txn91', $$SELECT lockhier.lock_application(91, 'x')::text$$) AS t(x text);
+SELECT show_error($$SELECT lockhier.lease_many('[{"application": 92, "class": "x"}, {"application": 91, "class": "x"}]',
+                                               'chat worker 1', wait => '100 ms')$$);
+SELECT dblink_exec('txn91', 'COMMIT');
+SELECT dblink_disconnect('txn91');
+SELECT lockhier.release_lease(:a92);
+SELECT count(*) AS held_by_chat_worker_1 FROM lockhier.leases WHERE owner = 'chat worker 1';
 -- This session in the way of a group: refused at once whatever the wait, and the HINT does not
 -- suggest waiting.
 BEGIN;

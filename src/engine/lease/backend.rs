@@ -258,7 +258,7 @@ pub fn take_many(
     let mut waited = None;
     let mut queued_behind_handoffs = false;
     loop {
-        let refused = match answered(area.ask_group(&fixed, question))? {
+        let mut refused = match answered(area.ask_group(&fixed, question))? {
             Answer::GrantedMany { count, tokens } if count as usize == distinct.len() => {
                 return Ok(Some(places.iter().map(|&place| tokens[place]).collect()));
             }
@@ -270,12 +270,25 @@ pub fn take_many(
         let may_wait = wait.has_time_left(started.elapsed());
         let free = if may_wait && !in_my_way {
             waited = Some(started.elapsed());
-            let mut in_line = true;
+            // The error names the request the wait ended on, not the one the keeper refused.
+            let mut behind = Ok(());
             if !queued_behind_handoffs {
                 queued_behind_handoffs = true;
-                in_line = order.iter().all(|&k| handoff::queue_behind_handoffs(&distinct[k], wait, started));
+                if let Some(&k) =
+                    order.iter().find(|&&k| !handoff::queue_behind_handoffs(&distinct[k], wait, started))
+                {
+                    behind = Err(k);
+                }
             }
-            in_line && wait_until_all_free(&plans, &order, wait.left_after(started.elapsed()))
+            match behind
+                .and_then(|()| wait_until_all_free(&plans, &order, wait.left_after(started.elapsed())))
+            {
+                Ok(()) => true,
+                Err(k) => {
+                    refused = k;
+                    false
+                }
+            }
         } else {
             false
         };
@@ -296,12 +309,15 @@ pub fn take_many(
     }
 }
 
-/// `wait_until_free` for several plans at once, all or none, taken in `order` with one wait.
-fn wait_until_all_free(plans: &[Plan], order: &[usize], wait: Wait) -> bool {
+/// `wait_until_free` for several plans at once, all or none, taken in `order` with one wait;
+/// when the wait runs out, the place in `plans` of the plan it ran out on.
+fn wait_until_all_free(plans: &[Plan], order: &[usize], wait: Wait) -> Result<(), usize> {
     let steps: Vec<Step> = order.iter().flat_map(|&k| plans[k].steps().iter().copied()).collect();
+    let plan_of_step: Vec<usize> =
+        order.iter().flat_map(|&k| std::iter::repeat_n(k, plans[k].steps().len())).collect();
     match subxact::probe(|| acquire::take_steps(&steps, Hold::Transaction, wait)) {
-        Ok(Ok(())) => true,
-        Ok(Err(Refused { .. })) => false,
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Refused { at, .. })) => Err(plan_of_step.get(at).copied().unwrap_or(order[0])),
         Err(error) => error.rethrow(),
     }
 }
