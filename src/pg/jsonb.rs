@@ -53,8 +53,7 @@ impl JsonbArg {
         let mut iterator = unsafe { pg_sys::JsonbIteratorInit(root) };
         let mut stack: Vec<(Value, Option<String>)> = Vec::new();
         let mut key: Option<String> = None;
-        // What converting a number allocates, freed after each number.
-        let mut scratch = PgMemoryContexts::new("lockhier jsonb numbers");
+        let mut numbers = Numbers::default();
         loop {
             // A walk of 256 kB is short, but a cancel should not wait for it.
             pgrx::check_for_interrupts!();
@@ -88,7 +87,7 @@ impl JsonbArg {
                     if token == Token::WJB_ELEM && stack.len() == 1 && outer_length(&stack) == max_elements {
                         return Err(Unread::TooMany(max_elements));
                     }
-                    let value = scalar(&item, &mut scratch)?;
+                    let value = scalar(&item, &mut numbers)?;
                     add(&mut stack, key.take(), value);
                     None
                 }
@@ -151,73 +150,103 @@ fn scalar_string(item: &pg_sys::JsonbValue) -> Result<String, Unread> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Unread::NotUtf8)
 }
 
-fn scalar(item: &pg_sys::JsonbValue, scratch: &mut PgMemoryContexts) -> Result<Value, Unread> {
+fn scalar(item: &pg_sys::JsonbValue, numbers: &mut Numbers) -> Result<Value, Unread> {
     Ok(match item.type_ {
         jbvType::jbvString => Value::String(scalar_string(item)?),
         // SAFETY: the union member of the type just matched.
         jbvType::jbvBool => Value::Bool(unsafe { item.val.boolean }),
-        jbvType::jbvNumeric => {
-            // SAFETY: the union member of the type just matched.
-            let numeric = pg_sys::Datum::from(unsafe { item.val.numeric });
-            // SAFETY: everything `number` allocates is palloc'd in `scratch` and not kept:
-            // its result is Rust's, so the context is emptied as soon as it returns.
-            let value = unsafe { scratch.switch_to(|_| number(numeric)) };
-            // SAFETY: nothing allocated in `scratch` is referenced any more (see above).
-            unsafe { scratch.reset() };
-            value
-        }
+        // SAFETY: the union member of the type just matched.
+        jbvType::jbvNumeric => numbers.read(pg_sys::Datum::from(unsafe { item.val.numeric })),
         _ => Value::Null,
     })
+}
+
+/// Reads numerics as JSON values, deciding with numeric arithmetic, never by printing them
+/// whole (`numeric_float8_no_overflow` prints its argument).
+#[derive(Default)]
+struct Numbers {
+    /// The bigint range as numerics, made on the first number.
+    bounds: Option<(pg_sys::Datum, pg_sys::Datum)>,
+    /// Where a number that is not a plain id is looked at, emptied after each: made on the
+    /// first such number.
+    scratch: Option<PgMemoryContexts>,
 }
 
 /// Below this magnitude a number is printed (rounded to 20 decimals: at most 42 characters)
 /// to be shown in an error; above it, it is only described.
 const PRINTED_BELOW: &CStr = c"1e20";
 
-/// A numeric as a JSON value, deciding with numeric arithmetic, never by printing it whole:
-/// exact when it is a whole number that fits a bigint (the only numbers a request takes: ids);
-/// else, for the error that refuses it, the nearest double of it rounded to 20 decimals if that
-/// shows it is not an id, or a description ([`many::UNPRINTED_NUMBERS`]).
-/// `numeric_float8_no_overflow` prints its argument, which is why only a rounded, bounded
-/// numeric is passed to it; `numeric_int8` is only called on a whole number known to fit.
-fn number(x: pg_sys::Datum) -> Value {
-    let numeric = |f: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
-                   args: &[Option<pg_sys::Datum>]| {
-        // SAFETY: numeric functions of numerics (and an int4 scale), none of which raises for
-        // a finite numeric (jsonb holds no NaN or infinity) or returns NULL.
-        unsafe { direct_function_call::<pg_sys::Datum>(f, args) }.expect("a numeric result")
-    };
-    let compare = |a: pg_sys::Datum, b: pg_sys::Datum| {
-        // SAFETY: two numerics; numeric_cmp never raises.
-        unsafe { direct_function_call::<i32>(pg_sys::numeric_cmp, &[Some(a), Some(b)]) }.unwrap_or(0)
-    };
+fn compare(a: pg_sys::Datum, b: pg_sys::Datum) -> i32 {
+    // SAFETY: two numerics; numeric_cmp never raises.
+    unsafe { direct_function_call::<i32>(pg_sys::numeric_cmp, &[Some(a), Some(b)]) }.unwrap_or(0)
+}
+
+fn numeric_of(
+    f: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
+    args: &[Option<pg_sys::Datum>],
+) -> pg_sys::Datum {
+    // SAFETY: numeric functions of numerics (and an int4 scale), none of which raises for a
+    // finite numeric (jsonb holds no NaN or infinity) or returns NULL.
+    unsafe { direct_function_call::<pg_sys::Datum>(f, args) }.expect("a numeric result")
+}
+
+fn numeric_of_i64(value: i64) -> pg_sys::Datum {
     // SAFETY: int64_to_numeric builds a numeric from an integer; it never raises.
-    let bound = |value: i64| pg_sys::Datum::from(unsafe { pg_sys::int64_to_numeric(value) });
-    let truncated = numeric(pg_sys::numeric_trunc, &[Some(x), Some(pg_sys::Datum::from(0i32))]);
+    pg_sys::Datum::from(unsafe { pg_sys::int64_to_numeric(value) })
+}
+
+impl Numbers {
+    /// Exact when the numeric is a whole number that fits a bigint (the only numbers a request
+    /// takes: ids); else, for the error that refuses it, the nearest double of it rounded to
+    /// 20 decimals if that shows it is not an id, or a description
+    /// ([`many::UNPRINTED_NUMBERS`]).
+    fn read(&mut self, x: pg_sys::Datum) -> Value {
+        let (min, max) =
+            *self.bounds.get_or_insert_with(|| (numeric_of_i64(i64::MIN), numeric_of_i64(i64::MAX)));
+        // An id as written (scale 0: no decimals) takes no allocation: the usual case.
+        // SAFETY: a numeric; its display scale is read from its header.
+        let scale = unsafe { direct_function_call::<i32>(pg_sys::numeric_scale, &[Some(x)]) };
+        if scale == Some(0) && compare(x, min) >= 0 && compare(x, max) <= 0 {
+            // SAFETY: a whole numeric within the bigint range: the conversion cannot raise.
+            if let Some(id) = unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(x)]) } {
+                return Value::Number(id.into());
+            }
+        }
+        let scratch = self.scratch.get_or_insert_with(|| PgMemoryContexts::new("lockhier jsonb numbers"));
+        // SAFETY: everything `looked_at` allocates is palloc'd in `scratch` and not kept: its
+        // result is Rust's, so the context is emptied as soon as it returns.
+        let value = unsafe { scratch.switch_to(|_| looked_at(x, min, max)) };
+        // SAFETY: nothing allocated in `scratch` is referenced any more (see above).
+        unsafe { scratch.reset() };
+        value
+    }
+}
+
+/// A number that is not an id as written: an id still if it is whole (`12.0`), else what the
+/// error shows of it. `numeric_int8` is only called on a whole number known to fit, and
+/// `numeric_float8_no_overflow` only on a rounded number below 1e20.
+fn looked_at(x: pg_sys::Datum, min: pg_sys::Datum, max: pg_sys::Datum) -> Value {
+    let truncated = numeric_of(pg_sys::numeric_trunc, &[Some(x), Some(pg_sys::Datum::from(0i32))]);
     let whole = compare(x, truncated) == 0;
-    if whole && compare(x, bound(i64::MIN)) >= 0 && compare(x, bound(i64::MAX)) <= 0 {
+    if whole && compare(x, min) >= 0 && compare(x, max) <= 0 {
         // SAFETY: a whole numeric within the bigint range: the conversion cannot raise.
         if let Some(id) = unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(x)]) } {
             return Value::Number(id.into());
         }
     }
-    let magnitude = numeric(pg_sys::numeric_abs, &[Some(x)]);
-    // SAFETY: numeric_in of a constant numeric literal (typmod -1: as written).
-    let limit = unsafe {
-        direct_function_call::<pg_sys::Datum>(
-            pg_sys::numeric_in,
-            &[
-                Some(pg_sys::Datum::from(PRINTED_BELOW.as_ptr())),
-                Some(pg_sys::Datum::from(0u32)),
-                Some(pg_sys::Datum::from(-1i32)),
-            ],
-        )
-    }
-    .expect("a numeric literal");
+    let magnitude = numeric_of(pg_sys::numeric_abs, &[Some(x)]);
+    let limit = numeric_of(
+        pg_sys::numeric_in,
+        &[
+            Some(pg_sys::Datum::from(PRINTED_BELOW.as_ptr())),
+            Some(pg_sys::Datum::from(0u32)),
+            Some(pg_sys::Datum::from(-1i32)),
+        ],
+    );
     if compare(magnitude, limit) >= 0 {
         return Value::String(many::UNPRINTED_NUMBERS[0].into());
     }
-    let rounded = numeric(pg_sys::numeric_round, &[Some(x), Some(pg_sys::Datum::from(20i32))]);
+    let rounded = numeric_of(pg_sys::numeric_round, &[Some(x), Some(pg_sys::Datum::from(20i32))]);
     // SAFETY: a numeric below 1e20 with at most 20 decimals: printed in at most 42 characters.
     let approx = unsafe { direct_function_call::<f64>(pg_sys::numeric_float8_no_overflow, &[Some(rounded)]) }
         .unwrap_or(f64::NAN);
