@@ -355,7 +355,7 @@ def write_lease_scale(w, scale: dict, status: str, machine: dict):
         keeper = scale.get("keeper_at_most", {})
         w(f"Settings for {most:,} leases (in `postgresql.conf`; both need a restart):")
         w("")
-        w(f"- `lockhier.max_leases = {st.get('lockhier.max_leases')}`: about 4.5 kB of shared memory a lease.")
+        w(f"- `lockhier.max_leases = {st.get('lockhier.max_leases')}`: about 7.1 kB of shared memory a lease (docs/operating.md).")
         w(f"- `max_locks_per_transaction = {st.get('max_locks_per_transaction')}`: the shared lock table has "
           "`max_locks_per_transaction` × (`max_connections` + `autovacuum_max_workers` + 1 + "
           "`max_worker_processes` + `max_wal_senders` + `max_prepared_transactions`) entries, here "

@@ -331,18 +331,23 @@ pub fn distinct(requests: &[Request]) -> (Vec<Request>, Vec<usize>) {
 
 /// The order several requests are taken in: numeric scopes by their ids, then paths by their
 /// names, then by classes and mode. Two calls that take overlapping sets take their common
-/// requests in the same order, so they queue behind each other instead of deadlocking.
+/// requests in the same order, so that they queue behind each other; should they still
+/// deadlock, the server's detector ends one (docs/many.md, "One order").
 pub fn taking_order(requests: &[Request]) -> Vec<usize> {
+    // Compared in place, without building a key: this runs on every call's success path.
     let mut order: Vec<usize> = (0..requests.len()).collect();
-    order.sort_by_cached_key(|&i| {
-        let request = &requests[i];
-        let (ids, names) = match &request.scope {
-            Scope::Tree(node) => (node.path().to_vec(), Vec::new()),
-            Scope::Path(path) => (vec![i64::MAX; 4], path.names().to_vec()),
-        };
-        (ids, names, request.classes.to_string(), request.mode == Mode::Exclusive)
-    });
+    order.sort_by(|&i, &j| order_key(&requests[i]).cmp(&order_key(&requests[j])));
     order
+}
+
+type OrderKey<'r> = (bool, &'r [i64], &'r [String], &'r [crate::class::ClassName], bool);
+
+fn order_key(request: &Request) -> OrderKey<'_> {
+    let (is_path, ids, names): (bool, &[i64], &[String]) = match &request.scope {
+        Scope::Tree(node) => (false, node.path(), &[]),
+        Scope::Path(path) => (true, &[], path.names()),
+    };
+    (is_path, ids, names, request.classes.names(), request.mode == Mode::Exclusive)
 }
 
 #[cfg(test)]

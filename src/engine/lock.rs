@@ -27,7 +27,7 @@ pub fn lock(
     // again, nothing may be granted that they would refuse.
     backend::gate()?;
     let plan = Plan::of(&request);
-    let taken = take_behind_handoffs(std::slice::from_ref(&request), plan.steps(), hold, wait);
+    let taken = take_behind_handoffs(&[&request], plan.steps(), hold, wait);
     drop(plan);
     match taken {
         Ok(()) => {
@@ -40,13 +40,13 @@ pub fn lock(
 }
 
 /// Take several requests for `hold`, all or none, with one wait for them all: in
-/// `many::taking_order`, so that two calls sharing requests queue rather than deadlock. A
+/// `many::taking_order`, so that two calls sharing requests queue behind each other. A
 /// refusal names the request that was refused, by its place in `requests`.
 pub fn lock_many(requests: Vec<Request>, wait: Wait, hold: Hold) -> Result<(), LockhierError> {
     backend::gate()?;
     let order = many::taking_order(&requests);
-    let ordered: Vec<Request> = order.iter().map(|&i| requests[i].clone()).collect();
-    let plans: Vec<Plan> = ordered.iter().map(Plan::of).collect();
+    let ordered: Vec<&Request> = order.iter().map(|&i| &requests[i]).collect();
+    let plans: Vec<Plan> = ordered.iter().map(|request| Plan::of(request)).collect();
     let mut steps = Vec::with_capacity(plans.iter().map(|p| p.steps().len()).sum());
     // For each step, the place in `ordered` of the request it belongs to.
     let mut request_of_step = Vec::with_capacity(steps.capacity());
@@ -57,6 +57,7 @@ pub fn lock_many(requests: Vec<Request>, wait: Wait, hold: Hold) -> Result<(), L
     let taken = take_behind_handoffs(&ordered, &steps, hold, wait);
     drop(steps);
     drop(plans);
+    drop(ordered);
     match taken {
         Ok(()) => {
             for request in requests {
@@ -78,7 +79,12 @@ pub fn lock_many(requests: Vec<Request>, wait: Wait, hold: Hold) -> Result<(), L
 /// waiting in the server's queue goes first (`handoff`): without one announced (the usual case)
 /// this costs one atomic read, and no clock. A refusal by a handoff is at the index of the
 /// request it was refused for, not of a step.
-fn take_behind_handoffs(requests: &[Request], steps: &[Step], hold: Hold, wait: Wait) -> Result<(), Refused> {
+fn take_behind_handoffs(
+    requests: &[&Request],
+    steps: &[Step],
+    hold: Hold,
+    wait: Wait,
+) -> Result<(), Refused> {
     let take = |wait: Wait| match hold {
         Hold::Transaction => acquire::take_steps(steps, hold, wait),
         Hold::Session => take_session(steps, wait),
@@ -99,7 +105,7 @@ fn take_behind_handoffs(requests: &[Request], steps: &[Step], hold: Hold, wait: 
 }
 
 /// The index in the steps of `requests` of the first step of `requests[at]`.
-fn first_step_of(requests: &[Request], at: usize) -> usize {
+fn first_step_of(requests: &[&Request], at: usize) -> usize {
     requests[..at].iter().map(|r| Plan::of(r).steps().len()).sum()
 }
 
