@@ -810,7 +810,7 @@ def main():
     for c in res.clients:
         w(f"### {c} client{'s' if c > 1 else ''}")
         w("")
-        w(f"| design | what | tps (median) | min – max | × stock advisory lock |")
+        w("| design | what | tps (median) | min – max | × stock advisory lock |")
         w("|---|---|---:|---:|---:|")
         for d in DESIGNS:
             m = res.median(d.name, c)

@@ -1,5 +1,4 @@
 """lockhier from psycopg 3 (and psycopg_pool)."""
-import time
 
 import psycopg
 import pytest

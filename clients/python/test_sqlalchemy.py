@@ -1,6 +1,4 @@
 """lockhier from SQLAlchemy 2 (text() calls on the psycopg 3 dialect, QueuePool)."""
-import threading
-import time
 
 import pytest
 from sqlalchemy import create_engine, text

@@ -193,6 +193,22 @@ def wait_for_server(timeout=90):
     return None
 
 
+def wait_for_crash_restart(conn, timeout=120):
+    """After a child of the postmaster was killed: wait until the postmaster's crash cycle has
+    ended `conn` (a connection made before the kill), then until the server accepts connections
+    again. Waiting for the server alone can connect before the postmaster has even noticed the
+    death, and that connection is then ended by the cycle."""
+    start = now()
+    while now() - start < timeout:
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            break
+        time.sleep(0.1)
+    close_quietly(conn)
+    return wait_for_server(max(1, timeout - (now() - start)))
+
+
 def setup_database():
     """A fresh database with the extension, and no leftover role from an earlier run."""
     with psycopg.connect(dbname=ADMIN_DB, autocommit=True, application_name="rel-setup") as adm:

@@ -33,7 +33,7 @@ import psycopg
 
 from .harness import (Bg, Server, close_quietly, connect, describe_error, keeper_pid, now, one, rows, sqlstate,
                       wait_for_server, wait_until)
-from .lease_worst_day import BUSY, DurableKeeper, stopped_in, wait_kind, waiting_for_keeper
+from .lease_worst_day import BUSY, DurableKeeper, signal_in_flush, wait_kind, waiting_for_keeper
 from .nemeses import Log, Stopped, proc_state, signal_process
 
 SAFETY = "SET statement_timeout = '30s'"
@@ -125,15 +125,8 @@ def questions_taken(sig, rounds=8):
                     turn = "PERFORM pg_catalog.nextval('rel_ka_turns_{}');"
                     bgs = [Bg(c, BUSY.format(app=a, prefix=f"{prefix} {a}", each=turn.format(a))) for c, a in zip(conns, apps)]
                     wait_until(lambda: all(wait_kind(mon, p) is not None for p in pids), 10)
-                    kpid = keeper_pid(mon)
-                    with Stopped(kpid):
-                        where = stopped_in(kpid)
-                        if where == "flush":
-                            signal_process(kpid, sig)
-                            t_sig = now()
-                    if where != "flush":
-                        for p in pids:
-                            one(mon, "SELECT pg_cancel_backend(%s)", [p])
+                    kpid, t_sig = signal_in_flush(mon, pids, sig)
+                    if t_sig is None:
                         for b in bgs:
                             b.join(30)
                         # a cancelled call's grant stays listed: let it go, or the next round's

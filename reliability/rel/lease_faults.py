@@ -421,7 +421,7 @@ def immediate_shutdown(res, server):
         # It is held until its own expires_at, not a new one: a waiter is granted then, not before.
         wpid = one(waiter, "SELECT pg_backend_pid()")
         waiter.execute("BEGIN")
-        bg = Bg(waiter, f"SELECT lockhier.lock_field(45, 7, 1, 'field__update', wait => '30 s')")
+        bg = Bg(waiter, "SELECT lockhier.lock_field(45, 7, 1, 'field__update', wait => '30 s')")
         queued = wait_until(lambda: is_waiting(mon, wpid) or bg.done, 10)
         early, seen_at = None, None
         deadline = now() + 40

@@ -26,9 +26,9 @@ happens to the keeper or to the caller (docs/leases.md, "Several leases at once"
 import signal
 
 from .harness import (Bg, close_quietly, connect, describe_error, keeper_pid, now, one, rows, sqlstate,
-                      wait_for_server, wait_until)
+                      wait_for_crash_restart, wait_for_server, wait_until)
 from .keeper_asks import keeper_answers
-from .lease_worst_day import DurableKeeper, stopped_in, wait_kind, waiting_for_keeper
+from .lease_worst_day import DurableKeeper, signal_in_flush, wait_kind, waiting_for_keeper
 from .nemeses import Stopped, proc_state, signal_process
 
 SAFETY = "SET statement_timeout = '30s'"
@@ -104,23 +104,15 @@ def caught_in_flush(sig):
                     prefix = f"many {name} r{r}"
                     bgs = [Bg(c, BUSY.format(loops=LOOPS, app=a, prefix=f"{prefix} {a}")) for c, a in zip(conns, APPS)]
                     wait_until(lambda: all(wait_kind(mon, p) is not None for p in pids), 10)
-                    kpid = keeper_pid(mon)
-                    with Stopped(kpid):
-                        where = stopped_in(kpid)
-                        if where == "flush":
-                            signal_process(kpid, sig)
-                            t_sig = now()
-                    if where != "flush":
-                        for p in pids:
-                            one(mon, "SELECT pg_cancel_backend(%s)", [p])
+                    kpid, t_sig = signal_in_flush(mon, pids, sig)
+                    if t_sig is None:
                         for b in bgs:
                             b.join(30)
                         groups_left(prefix)
                         continue
                     if sig == signal.SIGKILL:
                         # The postmaster ended every backend: fsync is set back on a new connection.
-                        close_quietly(mon)
-                        wait_for_server(120)
+                        wait_for_crash_restart(mon)
                         durable.conn = connect("rel-many-durable-again")
                     back = keeper_answers(kpid)
                     if sig != signal.SIGKILL:

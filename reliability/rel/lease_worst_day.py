@@ -30,10 +30,13 @@ lockhier.fence_timeout: ALTER SYSTEM, reset afterwards).
 import os
 import threading
 
+import psycopg
+
 from .harness import (Bg, advisory_count, backend_alive, close_quietly, connect, describe_error,
-                      error_of, is_waiting, keeper_pid, now, one, rows, sqlstate, wait_until)
+                      error_of, is_waiting, keeper_pid, now, one, rows, sqlstate, wait_for_server,
+                      wait_until)
 from .lease_faults import server_clock
-from .nemeses import Filler, Stopped, proc_state, table_full
+from .nemeses import Filler, Stopped, proc_state, signal_process, table_full
 
 SAFETY = "SET statement_timeout = '60s'"   # nothing here may hang the suite
 ROLE_A, ROLE_B = "lockhier_rel_wd_a", "lockhier_rel_wd_b"
@@ -114,6 +117,20 @@ def stopped_in(pid):
     if number == "-1":
         return "user"
     return SYSCALLS.get(os.uname().machine, {}).get(number, number)
+
+
+def signal_in_flush(mon, pids, sig):
+    """Stop the keeper; if it was caught in its journal flush, send it `sig`. Returns the
+    keeper's pid and when the signal was sent; None for the time when the keeper was elsewhere,
+    and then the busy callers `pids` are cancelled, for the caller to try another round."""
+    kpid = keeper_pid(mon)
+    with Stopped(kpid):
+        if stopped_in(kpid) == "flush":
+            signal_process(kpid, sig)
+            return kpid, now()
+    for p in pids:
+        one(mon, "SELECT pg_cancel_backend(%s)", [p])
+    return kpid, None
 
 
 def rss_anon_kb(pid):
@@ -548,7 +565,14 @@ class DurableKeeper:
         return False
 
     def set(self, sql, value):
-        self.conn.execute(sql)
+        try:
+            self.conn.execute(sql)
+        except psycopg.OperationalError:
+            # The connection was ended by a fault of the test (a crash restart): set it back on
+            # a new one, or fsync stays as the test left it for the groups after it.
+            wait_for_server(120)
+            self.conn = connect("rel-durable-again")
+            self.conn.execute(sql)
         self.conn.execute("SELECT pg_reload_conf()")
         return wait_until(lambda: seen_by_a_new_backend("fsync") == value, 10) and restart_keeper(self.conn)
 

@@ -10,7 +10,7 @@ A request naming several classes is the union of its single-class requests. Clas
 case-insensitively; 'all' among several classes means 'all'. Modes are case-insensitive too.
 """
 
-from typing import NamedTuple, Optional, FrozenSet, Tuple
+from typing import NamedTuple, Optional, FrozenSet
 
 ALL = None  # the classes of an 'all' request
 
