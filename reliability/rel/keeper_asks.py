@@ -104,7 +104,7 @@ def turns(conn, app):
     return one(conn, f"SELECT last_value FROM rel_ka_turns_{app}")
 
 
-def questions_taken(sig, rounds=8):
+def questions_taken(sig, rounds=30):
     """Busy loops against a flushing keeper, stopped until caught in its flush, then sig."""
     apps = (96, 97, 98)   # not 93: lease_worst_day's round trip uses it
     outcome = None

@@ -539,7 +539,8 @@ def keeper_terminated(res):
         exited = wait_until(lambda: keeper_pid(conn) != kpid, 10)
         back = wait_until(lambda: keeper_pid(conn) not in (None, kpid), 10)
         listed = len(lease_view(conn, [lease]))
-        held = set(rows(conn, lease.plan())) <= keeper_locks(conn, keeper_pid(conn)) if back else False
+        # The new keeper's pid shows before its restore has taken the lease's locks again.
+        held = back and wait_until(lambda: set(rows(conn, lease.plan())) <= keeper_locks(conn, keeper_pid(conn)), 10)
         conn.execute("BEGIN")
         t0 = now()
         exc, _ = error_of(conn, lease.conflicting_lock())

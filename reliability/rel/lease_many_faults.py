@@ -33,7 +33,7 @@ from .nemeses import Stopped, proc_state, signal_process
 
 SAFETY = "SET statement_timeout = '30s'"
 GROUP = 4
-ROUNDS = 8
+ROUNDS = 30      # tries to catch the keeper in its flush; the first that does is used
 CANCEL_BOUND = 2.0      # seconds: a cancelled call ends within this
 
 
