@@ -143,8 +143,9 @@ pub fn from_value(value: &Value) -> Result<Vec<Request>, ManyError> {
 /// request, its path or classes); a jsonb argument is not read past it.
 pub const MAX_NESTING: usize = 3;
 
-/// Why a jsonb argument was not read through: too large, nested too deeply, too many
-/// requests, or text that is not UTF-8.
+/// Why a jsonb argument was not read through (`pg::jsonb` stops there): too large, nested
+/// too deeply, too many requests, or text that is not UTF-8.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Unread {
     TooLarge(usize),
     TooDeep,

@@ -3,19 +3,12 @@
 //! valid input nests and no further than its last request may be (`lockhier_core::many`).
 
 pub use crate::pg::jsonb::JsonbArg;
-use crate::pg::jsonb::Unread;
 use lockhier_core::many::{self, ManyError};
 use lockhier_core::Request;
 
 /// The requests of a `requests jsonb` argument, every one checked, or the first thing wrong.
 pub fn read(requests: JsonbArg) -> Result<Vec<Request>, ManyError> {
-    let value = requests.read(many::MAX_BYTES, many::MAX_NESTING, many::MAX_REQUESTS).map_err(|unread| {
-        many::unread(match unread {
-            Unread::TooLarge(bytes) => many::Unread::TooLarge(bytes),
-            Unread::TooDeep(_) => many::Unread::TooDeep,
-            Unread::TooMany(_) => many::Unread::TooMany,
-            Unread::NotUtf8 => many::Unread::NotUtf8,
-        })
-    })?;
+    let value =
+        requests.read(many::MAX_BYTES, many::MAX_NESTING, many::MAX_REQUESTS).map_err(many::unread)?;
     many::from_value(&value)
 }

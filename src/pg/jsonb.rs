@@ -3,9 +3,9 @@
 //! printed as text first, stopping at the first container nested too deep or the first element
 //! of the outer array past the limit. Printing would not be bounded: `1e131071` is a few bytes
 //! in jsonb and 131,072 characters as text, so a small jsonb of such numbers prints gigabytes.
-//! Numbers are therefore never printed whole either (see [`number`]).
+//! Numbers are therefore never printed whole either (see [`Numbers`]).
 
-use lockhier_core::many;
+use lockhier_core::many::{self, Unread};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::nullable::Nullable;
 use pgrx::pg_sys::{self, jbvType, JsonbIteratorToken as Token};
@@ -19,19 +19,6 @@ use std::ffi::CStr;
 /// A `jsonb` argument, not yet read.
 #[derive(Clone, Copy)]
 pub struct JsonbArg(pg_sys::Datum);
-
-/// Why a `jsonb` argument was not read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unread {
-    /// Its stored size, over the limit asked for.
-    TooLarge(usize),
-    /// Arrays and objects nested deeper than the limit asked for.
-    TooDeep(usize),
-    /// An outer array of more elements than the limit asked for.
-    TooMany(usize),
-    /// A key or a string that is not UTF-8 (a database in another encoding).
-    NotUtf8,
-}
 
 impl JsonbArg {
     /// The value, if its stored form is at most `max_bytes`, it nests at most `max_depth`
@@ -66,10 +53,10 @@ impl JsonbArg {
             let done = match token {
                 Token::WJB_BEGIN_ARRAY | Token::WJB_BEGIN_OBJECT => {
                     if stack.len() == max_depth {
-                        return Err(Unread::TooDeep(max_depth));
+                        return Err(Unread::TooDeep);
                     }
                     if stack.len() == 1 && outer_length(&stack) == max_elements {
-                        return Err(Unread::TooMany(max_elements));
+                        return Err(Unread::TooMany);
                     }
                     let container = if token == Token::WJB_BEGIN_ARRAY {
                         Value::Array(Vec::new())
@@ -85,7 +72,7 @@ impl JsonbArg {
                 }
                 Token::WJB_VALUE | Token::WJB_ELEM => {
                     if token == Token::WJB_ELEM && stack.len() == 1 && outer_length(&stack) == max_elements {
-                        return Err(Unread::TooMany(max_elements));
+                        return Err(Unread::TooMany);
                     }
                     let value = scalar(&item, &mut numbers)?;
                     add(&mut stack, key.take(), value);
@@ -206,10 +193,9 @@ impl Numbers {
         // An id as written (scale 0: no decimals) takes no allocation: the usual case.
         // SAFETY: a numeric; its display scale is read from its header.
         let scale = unsafe { direct_function_call::<i32>(pg_sys::numeric_scale, &[Some(x)]) };
-        if scale == Some(0) && compare(x, min) >= 0 && compare(x, max) <= 0 {
-            // SAFETY: a whole numeric within the bigint range: the conversion cannot raise.
-            if let Some(id) = unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(x)]) } {
-                return Value::Number(id.into());
+        if scale == Some(0) {
+            if let Some(id) = id_within(x, min, max) {
+                return id;
             }
         }
         let scratch = self.scratch.get_or_insert_with(|| PgMemoryContexts::new("lockhier jsonb numbers"));
@@ -222,16 +208,25 @@ impl Numbers {
     }
 }
 
+/// A whole numeric as an id, if it lies within `min` and `max` (the bigint range).
+fn id_within(x: pg_sys::Datum, min: pg_sys::Datum, max: pg_sys::Datum) -> Option<Value> {
+    if compare(x, min) < 0 || compare(x, max) > 0 {
+        return None;
+    }
+    // SAFETY: a whole numeric within the bigint range: the conversion cannot raise.
+    unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(x)]) }
+        .map(|id| Value::Number(id.into()))
+}
+
 /// A number that is not an id as written: an id still if it is whole (`12.0`), else what the
 /// error shows of it. `numeric_int8` is only called on a whole number known to fit, and
 /// `numeric_float8_no_overflow` only on a rounded number below 1e20.
 fn looked_at(x: pg_sys::Datum, min: pg_sys::Datum, max: pg_sys::Datum) -> Value {
     let truncated = numeric_of(pg_sys::numeric_trunc, &[Some(x), Some(pg_sys::Datum::from(0i32))]);
     let whole = compare(x, truncated) == 0;
-    if whole && compare(x, min) >= 0 && compare(x, max) <= 0 {
-        // SAFETY: a whole numeric within the bigint range: the conversion cannot raise.
-        if let Some(id) = unsafe { direct_function_call::<i64>(pg_sys::numeric_int8, &[Some(x)]) } {
-            return Value::Number(id.into());
+    if whole {
+        if let Some(id) = id_within(x, min, max) {
+            return id;
         }
     }
     let magnitude = numeric_of(pg_sys::numeric_abs, &[Some(x)]);
